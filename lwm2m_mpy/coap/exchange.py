@@ -1,0 +1,190 @@
+"""CoAP message layer for one peer (RFC 7252 §4): retransmission, NSTART 1, de-duplication, token matching.
+
+Sans-IO: datagrams come in through `feed(data, now)`, go out through the `send(buf, n)` callable, and
+`step(now)` fires timers and returns the next deadline. `now` is a ticks_ms value (wraps; use ticks_diff).
+"""
+from micropython import const
+
+from .._compat import ticks_add, ticks_diff, urandom
+from ..errors import BadMessage
+from .message import Msg, Writer, CON, NON, ACK, RST
+
+ACK_TIMEOUT = const(2000)  # ms, §4.8
+ACK_RANDOM_MS = const(1000)  # ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
+MAX_RETRANSMIT = const(4)
+EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
+MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
+_CACHE = const(4)  # responses kept for duplicate CONs; each costs one bytes object
+_TKL = const(4)
+
+
+def _rand16():
+    r = urandom(2)
+    return r[0] << 8 | r[1]
+
+
+class Exchange:
+    """One peer's message layer. `handler(msg, writer)` answers requests; `log(str)` reports events."""
+
+    def __init__(self, send, handler, size=1152, log=None):
+        self.send = send
+        self.handler = handler
+        self.log = log
+        self.rx = Msg()
+        self.tx = Writer(size)
+        # Random start so a peer that de-duplicates across clients (or our previous run) is not confused.
+        self.mid = _rand16()
+        r = urandom(4)
+        self.tok = r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3]
+        # The one outstanding request (NSTART 1)
+        self.p_data = None  # bytes of a CON being retransmitted, None once ACKed or for NON
+        self.p_mid = -1
+        self.p_tok = -1  # token awaited; -1 = no request outstanding
+        self.p_cb = None
+        self.p_due = 0
+        self.p_wait = 0
+        self.p_tries = 0
+        # De-duplication: [mid, expiry, response bytes] per slot, oldest replaced first
+        self.c_mid = [-1] * _CACHE
+        self.c_exp = [0] * _CACHE
+        self.c_data = [None] * _CACHE
+        self.c_next = 0
+        self.now = 0
+
+    # -- outgoing requests -------------------------------------------------------------------------
+    def busy(self):
+        return self.p_tok >= 0
+
+    def next_mid(self):
+        self.mid = (self.mid + 1) & 0xFFFF
+        return self.mid
+
+    def begin(self, code, mtype=CON):
+        """Start a request in the shared writer; add options/payload, then call `request(cb, now)`."""
+        self.tok = (self.tok + 1) & 0xFFFFFFFF
+        self.tx.header(mtype, code, self.next_mid(), self.tok, _TKL)
+        return self.tx
+
+    def request(self, cb, now):
+        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or RST."""
+        tx = self.tx
+        self.p_mid = self.mid
+        self.p_tok = self.tok
+        self.p_cb = cb
+        if tx.buf[0] >> 4 & 3 == CON:
+            self.p_data = bytes(tx.buf[: tx.n])
+            self.p_tries = 0
+            self.p_wait = ACK_TIMEOUT + (_rand16() % ACK_RANDOM_MS)
+        else:
+            self.p_data = None
+            self.p_wait = MAX_TRANSMIT_WAIT
+        self.p_due = ticks_add(now, self.p_wait)
+        self.send(tx.buf, tx.n)
+
+    def cancel(self):
+        """Forget the outstanding request without calling its callback."""
+        self.p_tok = -1
+        self.p_data = None
+        self.p_cb = None
+
+    def _finish(self, msg):
+        cb = self.p_cb
+        self.cancel()
+        if cb:
+            cb(msg)
+
+    # -- timers ------------------------------------------------------------------------------------
+    def step(self, now):
+        """Retransmit or give up on the outstanding request; returns the next deadline or None."""
+        self.now = now
+        if self.p_tok < 0:
+            return None
+        if ticks_diff(self.p_due, now) > 0:
+            return self.p_due
+        if self.p_data is not None and self.p_tries < MAX_RETRANSMIT:
+            self.p_tries += 1
+            self.p_wait *= 2  # §4.2 exponential back-off
+            self.p_due = ticks_add(now, self.p_wait)
+            if self.log:
+                self.log("retransmit mid=%d try=%d" % (self.p_mid, self.p_tries))
+            self.send(self.p_data, len(self.p_data))
+            return self.p_due
+        if self.log:
+            self.log("timeout mid=%d" % self.p_mid)
+        self._finish(None)
+        return None
+
+    # -- incoming ----------------------------------------------------------------------------------
+    def feed(self, data, now):
+        """Handle one datagram from the peer."""
+        self.now = now
+        n = len(data)
+        m = self.rx
+        try:
+            m.decode(data, n)
+        except BadMessage as e:
+            # §4.2/§4.3: reject a malformed CON with RST; anything else is silently dropped.
+            if self.log:
+                self.log("bad message: %s" % e)
+            if n >= 4 and data[0] >> 4 == 4:  # version 1, type CON
+                self._empty(RST, data[2] << 8 | data[3])
+            return
+        t = m.type
+        code = m.code
+        if code == 0:
+            self._empty_in(t, m.mid)
+        elif code < 32:
+            self._request_in(m, t, now)
+        else:
+            self._response_in(m, t)
+
+    def _empty(self, mtype, mid):
+        tx = self.tx
+        tx.header(mtype, 0, mid, 0, 0)
+        self.send(tx.buf, 4)
+
+    def _empty_in(self, t, mid):
+        if t == CON:  # CoAP ping
+            self._empty(RST, mid)
+        elif mid == self.p_mid and self.p_tok >= 0:
+            if t == RST:
+                self._finish(None)
+            elif t == ACK:  # separate response follows (§5.2.2); stop retransmitting
+                self.p_data = None
+                self.p_due = ticks_add(self.now, MAX_TRANSMIT_WAIT)
+
+    def _request_in(self, m, t, now):
+        if t == CON:
+            cm = self.c_mid
+            mid = m.mid
+            for k in range(_CACHE):
+                if cm[k] == mid and ticks_diff(self.c_exp[k], now) > 0:
+                    d = self.c_data[k]
+                    self.send(d, len(d))
+                    return
+        elif t != NON:
+            return  # a request in an ACK or RST is meaningless: drop
+        tx = self.tx
+        tx.header(ACK if t == CON else NON, 0, m.mid if t == CON else self.next_mid(), m.token(), m.tkl)
+        self.handler(m, tx)
+        self.send(tx.buf, tx.n)
+        if t == CON:
+            k = self.c_next
+            self.c_next = (k + 1) % _CACHE
+            self.c_mid[k] = m.mid
+            self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
+            self.c_data[k] = bytes(tx.buf[: tx.n])
+
+    def _response_in(self, m, t):
+        mine = self.p_tok >= 0 and m.token() == self.p_tok
+        if t == ACK:
+            if mine and m.mid == self.p_mid:
+                self._finish(m)
+            return
+        if t == RST:
+            return
+        # Separate response (§5.2.2): ACK a CON one, match by token.
+        if t == CON:
+            self._empty(ACK if mine else RST, m.mid)
+        if mine:
+            self._finish(m)

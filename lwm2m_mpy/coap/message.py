@@ -1,0 +1,280 @@
+"""CoAP message format (RFC 7252 §3): decode into offsets over the datagram, encode into one preallocated buffer."""
+from micropython import const
+from array import array
+
+from ..errors import BadMessage, CoapError
+
+CON = const(0)
+NON = const(1)
+ACK = const(2)
+RST = const(3)
+
+# Option numbers (RFC 7252 §5.10, RFC 7641, RFC 7959)
+IF_MATCH = const(1)
+URI_HOST = const(3)
+ETAG = const(4)
+IF_NONE_MATCH = const(5)
+OBSERVE = const(6)
+URI_PORT = const(7)
+LOCATION_PATH = const(8)
+URI_PATH = const(11)
+CONTENT_FORMAT = const(12)
+MAX_AGE = const(14)
+URI_QUERY = const(15)
+ACCEPT = const(17)
+LOCATION_QUERY = const(20)
+BLOCK2 = const(23)
+BLOCK1 = const(27)
+SIZE2 = const(28)
+PROXY_URI = const(35)
+PROXY_SCHEME = const(39)
+SIZE1 = const(60)
+
+MAX_OPTIONS = const(24)  # more than any LwM2M request carries; a longer list is answered 4.00
+_MARKER = const(0xFF)
+
+
+class Msg:
+    """One received datagram, decoded in place: options are (number, offset, length) triples into `buf`."""
+
+    def __init__(self):
+        self.buf = b""
+        self.n = 0
+        self.type = self.code = self.mid = self.tkl = 0
+        self.count = 0  # options decoded
+        self.onum = array("H", bytes(2 * MAX_OPTIONS))
+        self.ooff = array("H", bytes(2 * MAX_OPTIONS))
+        self.olen = array("H", bytes(2 * MAX_OPTIONS))
+        self.pl = 0  # payload offset; payload is buf[pl:n]
+
+    def decode(self, buf, n):
+        """Parse `buf[:n]`; raise BadMessage for anything RFC 7252 calls a message format error."""
+        self.buf = buf
+        self.n = n
+        self.count = 0
+        if n < 4:
+            raise BadMessage("shorter than a header")
+        b0 = buf[0]
+        if b0 >> 6 != 1:
+            raise BadMessage("version %d" % (b0 >> 6))
+        tkl = b0 & 15
+        if tkl > 8:
+            raise BadMessage("token length %d" % tkl)
+        self.type = (b0 >> 4) & 3
+        code = self.code = buf[1]
+        self.mid = buf[2] << 8 | buf[3]
+        self.tkl = tkl
+        i = 4 + tkl
+        if code == 0 and n != 4:  # §4.1: an Empty message has nothing after the Message ID
+            raise BadMessage("empty message with data")
+        if code >> 5 in (1, 6, 7):  # reserved classes
+            raise BadMessage("reserved code class")
+        if i > n:
+            raise BadMessage("truncated token")
+        num = 0
+        k = 0
+        onum = self.onum
+        ooff = self.ooff
+        olen = self.olen
+        while i < n:
+            b = buf[i]
+            i += 1
+            if b == _MARKER:
+                if i == n:
+                    raise BadMessage("payload marker with no payload")
+                break
+            d = b >> 4
+            ln = b & 15
+            if d == 13:
+                if i >= n:
+                    raise BadMessage("truncated option")
+                d = buf[i] + 13
+                i += 1
+            elif d == 14:
+                if i + 1 >= n:
+                    raise BadMessage("truncated option")
+                d = (buf[i] << 8 | buf[i + 1]) + 269
+                i += 2
+            elif d == 15:
+                raise BadMessage("option delta 15")
+            if ln == 13:
+                if i >= n:
+                    raise BadMessage("truncated option")
+                ln = buf[i] + 13
+                i += 1
+            elif ln == 14:
+                if i + 1 >= n:
+                    raise BadMessage("truncated option")
+                ln = (buf[i] << 8 | buf[i + 1]) + 269
+                i += 2
+            elif ln == 15:
+                raise BadMessage("option length 15")
+            num += d
+            if i + ln > n:
+                raise BadMessage("truncated option value")
+            if num > 0xFFFF:
+                raise BadMessage("option number too large")
+            if k == MAX_OPTIONS:
+                raise BadMessage("too many options")
+            onum[k] = num
+            ooff[k] = i
+            olen[k] = ln
+            k += 1
+            i += ln
+        self.count = k
+        self.pl = i
+        return self
+
+    def find(self, num, start=0):
+        """Index of the first option `num` at or after index `start`, or -1."""
+        onum = self.onum
+        for k in range(start, self.count):
+            if onum[k] == num:
+                return k
+        return -1
+
+    def uint(self, num, default=None):
+        """Value of uint option `num` (RFC 7252 §3.2), or `default` when absent."""
+        k = self.find(num)
+        if k < 0:
+            return default
+        v = 0
+        buf = self.buf
+        o = self.ooff[k]
+        for i in range(o, o + self.olen[k]):
+            v = v << 8 | buf[i]
+        return v
+
+    def value(self, k):
+        """Bytes of option index `k` (allocates; for rarely used options)."""
+        o = self.ooff[k]
+        return bytes(self.buf[o : o + self.olen[k]])
+
+    def strings(self, num):
+        """All values of a repeatable string option as a list of str (allocates)."""
+        out = []
+        k = self.find(num)
+        while k >= 0:
+            out.append(str(self.value(k), "utf-8"))
+            k = self.find(num, k + 1)
+        return out
+
+    def token(self):
+        """The token as an int (tokens here are compared, never sliced)."""
+        t = 0
+        buf = self.buf
+        for i in range(4, 4 + self.tkl):
+            t = t << 8 | buf[i]
+        return t
+
+    def payload(self):
+        """Payload as a memoryview slice (no copy of the bytes)."""
+        return memoryview(self.buf)[self.pl : self.n]
+
+
+class Writer:
+    """Builds one message at a time in a buffer allocated once (RFC 7252 §3 encoding)."""
+
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.n = 0
+        self.last = 0  # last option number written (options must go in ascending order)
+
+    def header(self, mtype, code, mid, tok, tkl):
+        """Start a message; `tok` is the token as an int of `tkl` bytes."""
+        buf = self.buf
+        buf[0] = 0x40 | mtype << 4 | tkl
+        buf[1] = code
+        buf[2] = mid >> 8 & 255
+        buf[3] = mid & 255
+        i = 4 + tkl
+        while tkl:
+            i -= 1
+            tkl -= 1
+            buf[i] = tok & 255
+            tok >>= 8
+        self.n = i + (buf[0] & 15)
+        self.last = 0
+
+    def _opt_head(self, num, ln):
+        d = num - self.last
+        if d < 0:
+            raise ValueError("options out of order")
+        self.last = num
+        buf = self.buf
+        i = self.n
+        h = i
+        i += 1
+        if d >= 269:
+            buf[i] = (d - 269) >> 8
+            buf[i + 1] = (d - 269) & 255
+            i += 2
+            dn = 14
+        elif d >= 13:
+            buf[i] = d - 13
+            i += 1
+            dn = 13
+        else:
+            dn = d
+        if ln >= 269:
+            buf[i] = (ln - 269) >> 8
+            buf[i + 1] = (ln - 269) & 255
+            i += 2
+            ln = 14
+        elif ln >= 13:
+            buf[i] = ln - 13
+            i += 1
+            ln = 13
+        buf[h] = dn << 4 | ln
+        self.n = i
+
+    def option(self, num, value):
+        """Add option `num` with a bytes/bytearray/str value."""
+        if isinstance(value, str):
+            value = value.encode()
+        ln = len(value)
+        self._opt_head(num, ln)
+        self.put(value)
+
+    def uint_option(self, num, v):
+        """Add a uint option in the fewest bytes (0 is encoded as the empty value)."""
+        ln = 0
+        t = v
+        while t:
+            ln += 1
+            t >>= 8
+        self._opt_head(num, ln)
+        buf = self.buf
+        i = self.n + ln
+        if i > len(buf):
+            raise CoapError(160, "message too large")
+        self.n = i
+        while ln:
+            i -= 1
+            ln -= 1
+            buf[i] = v & 255
+            v >>= 8
+
+    def put(self, data):
+        """Append raw bytes; a message larger than the buffer is a 5.00, never a silent cut."""
+        i = self.n
+        j = i + len(data)
+        if j > len(self.buf):
+            raise CoapError(160, "message too large")
+        self.buf[i:j] = data
+        self.n = j
+
+    def byte(self, b):
+        i = self.n
+        self.buf[i] = b  # IndexError past the end is caught by the caller as 5.00
+        self.n = i + 1
+
+    def marker(self):
+        """Write the payload marker; returns the payload's start so an empty payload can be undone."""
+        self.byte(_MARKER)
+        return self.n
+
+    def end_payload(self, start):
+        """Drop the marker again if nothing was written after it (§3: no marker for no payload)."""
+        if self.n == start:
+            self.n = start - 1

@@ -1,0 +1,179 @@
+"""OMA-TLV (LwM2M 1.1 Core §7.4.3): streaming writer into a coap Writer, entry reader over a buffer."""
+from micropython import const
+import struct
+
+from ..errors import CoapError
+
+# Identifier types (bits 7-6 of the type byte)
+INSTANCE = const(0)
+RES_INSTANCE = const(1)
+MULTI_RES = const(2)
+RESOURCE = const(3)
+
+# Resource types as in the static tables (docs/design.md)
+_STRING = const(1)
+_INTEGER = const(2)
+_UNSIGNED = const(3)
+_FLOAT = const(4)
+_BOOLEAN = const(5)
+_OPAQUE = const(6)
+_TIME = const(7)
+_OBJLNK = const(8)
+_CORELNK = const(9)
+_RESERVE = const(6)  # largest header: type byte + 16-bit id + 24-bit length
+
+
+def _int_len(v):
+    if -128 <= v < 128:
+        return 1
+    if -32768 <= v < 32768:
+        return 2
+    if -2147483648 <= v < 2147483648:
+        return 4
+    return 8
+
+
+def value_bytes(v, rtype):
+    """The TLV value field for `v` of table type `rtype` (§7.4.3 data types). Allocates a small bytes."""
+    if rtype == _STRING or rtype == _CORELNK:
+        return v.encode() if isinstance(v, str) else bytes(v)
+    if rtype == _OPAQUE:
+        return bytes(v)
+    if rtype == _BOOLEAN:
+        return b"\x01" if v else b"\x00"
+    if rtype == _FLOAT:
+        f = struct.pack(">f", v)
+        return f if struct.unpack(">f", f)[0] == v else struct.pack(">d", v)
+    if rtype == _OBJLNK:
+        return struct.pack(">HH", v[0], v[1])
+    v = int(v)
+    if rtype == _UNSIGNED:
+        n = 1 if v < 256 else 2 if v < 65536 else 4 if v < 4294967296 else 8
+        return v.to_bytes(n, "big")
+    n = _int_len(v)  # Integer and Time: signed, 1/2/4/8 bytes
+    return (v & ((1 << (8 * n)) - 1)).to_bytes(n, "big")
+
+
+def _header_len(ident, ln):
+    return 1 + (2 if ident > 255 else 1) + (0 if ln < 8 else 1 if ln < 256 else 2 if ln < 65536 else 3)
+
+
+def _write_header(buf, i, kind, ident, ln):
+    """Write a type/id/length header at buf[i]; returns the offset after it."""
+    t = kind << 6
+    h = i
+    i += 1
+    if ident > 255:
+        t |= 0x20
+        buf[i] = ident >> 8
+        buf[i + 1] = ident & 255
+        i += 2
+    else:
+        buf[i] = ident
+        i += 1
+    if ln < 8:
+        t |= ln
+    else:
+        k = 1 if ln < 256 else 2 if ln < 65536 else 3
+        t |= k << 3
+        while k:
+            k -= 1
+            buf[i] = ln >> (8 * k) & 255
+            i += 1
+    buf[h] = t
+    return i
+
+
+def write_value(w, kind, ident, data):
+    """Write a complete entry with a known value (resource or resource instance)."""
+    ln = len(data)
+    i = w.n
+    if i + _header_len(ident, ln) + ln > len(w.buf):
+        raise CoapError(160, "response too large")
+    w.n = _write_header(w.buf, i, kind, ident, ln)
+    w.put(data)
+
+
+def open_(w):
+    """Start a container entry (object instance or multiple resource); returns a mark for close_()."""
+    i = w.n
+    if i + _RESERVE > len(w.buf):
+        raise CoapError(160, "response too large")
+    w.n = i + _RESERVE
+    return i
+
+
+def close_(w, mark, kind, ident):
+    """Finish a container: write its header in front of the children and close the gap."""
+    start = mark + _RESERVE
+    ln = w.n - start
+    buf = w.buf
+    end = _write_header(buf, mark, kind, ident, ln)
+    if end != start:
+        mv = memoryview(buf)
+        mv[end : end + ln] = mv[start : start + ln]
+    w.n = end + ln
+
+
+def next_entry(buf, i, end):
+    """Decode the entry at buf[i]; returns (kind, id, value offset, value length, next offset)."""
+    if i >= end:
+        raise CoapError(128, "TLV truncated")
+    t = buf[i]
+    i += 1
+    if t & 0x20:
+        if i + 2 > end:
+            raise CoapError(128, "TLV truncated")
+        ident = buf[i] << 8 | buf[i + 1]
+        i += 2
+    else:
+        if i >= end:
+            raise CoapError(128, "TLV truncated")
+        ident = buf[i]
+        i += 1
+    k = t >> 3 & 3
+    if k == 0:
+        ln = t & 7
+    else:
+        if i + k > end:
+            raise CoapError(128, "TLV truncated")
+        ln = 0
+        while k:
+            ln = ln << 8 | buf[i]
+            i += 1
+            k -= 1
+    if i + ln > end:
+        raise CoapError(128, "TLV length beyond payload")
+    return t >> 6, ident, i, ln, i + ln
+
+
+def parse_value(buf, off, ln, rtype):
+    """Decode a TLV value field into a Python value of table type `rtype`; 4.00 when it cannot be."""
+    raw = bytes(buf[off : off + ln])
+    if rtype == _STRING or rtype == _CORELNK:
+        try:
+            return str(raw, "utf-8")
+        except UnicodeError:
+            raise CoapError(128, "string is not UTF-8")
+    if rtype == _OPAQUE:
+        return raw
+    if rtype == _BOOLEAN:
+        if ln != 1 or raw[0] > 1:
+            raise CoapError(128, "bad boolean")
+        return raw[0] == 1
+    if rtype == _FLOAT:
+        if ln == 4:
+            return struct.unpack(">f", raw)[0]
+        if ln == 8:
+            return struct.unpack(">d", raw)[0]
+        raise CoapError(128, "bad float length")
+    if rtype == _OBJLNK:
+        if ln != 4:
+            raise CoapError(128, "bad objlnk length")
+        return struct.unpack(">HH", raw)
+    if ln not in (1, 2, 4, 8):
+        raise CoapError(128, "bad integer length")
+    v = int.from_bytes(raw, "big")
+    if rtype != _UNSIGNED and raw[0] & 0x80:
+        v -= 1 << (8 * ln)
+    return v

@@ -1,0 +1,1 @@
+"""LwM2M core: paths, object store, device management, registration, the client."""

@@ -1,0 +1,244 @@
+"""The LwM2M client: wires the object store, device management, registration and a transport together.
+
+Sans-IO at its heart (`feed(data, now)`, `step(now) -> deadline`), with two thin drivers: the blocking
+`run()` (any port, CircuitPython included) and `await serve()` for asyncio applications.
+"""
+from micropython import const
+
+from .._compat import ticks_ms, ticks_diff, ticks_add, wait_readable
+from ..coap.exchange import Exchange
+from .dm import DM
+from .store import Obj
+from .registration import Registration, REGISTERED, STOPPED
+
+_SET = const(1)
+_EXE = const(2)
+_MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
+_BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
+
+
+def parse_path(path):
+    """"/3/0/1" -> [3, 0, 1]."""
+    return [int(p) for p in path.strip("/").split("/")] if path.strip("/") else []
+
+
+class Client:
+    """An LwM2M client for one server.
+
+    client = Client("my-device", "coap://192.168.1.10:5683", lifetime=300)
+    client.set("/3/0/0", "Acme")                     # a value
+    client.bind("/3/0/9", get=read_battery)          # a getter (and/or set=callback for writes)
+    client.on_execute("/3/0/4", reboot)              # an executable resource
+    client.run()                                     # or: await client.serve()
+    """
+
+    def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
+                 log=print, root_link=False, retry_s=60, buffer=1152, device=None):
+        from ..objects import security, server as server_obj, device as device_obj
+
+        self.endpoint = endpoint
+        self.server = server
+        self.log = log
+        self.objs = {}
+        self.transport = transport
+        self.done = False
+        self._later = []
+        self._factory = None
+        self.dm = DM(self.objs, self._changed, log)
+        self.ex = Exchange(self._send, self.dm.handle, buffer, log)
+        security.add(self, server)
+        server_obj.add(self, lifetime=lifetime, binding=binding)
+        device_obj.add(self, **(device or {}))
+        self.reg = Registration(self.ex, endpoint, self.objs, (self.objs[1], 0), log, version, root_link,
+                                retry_s * 1000)
+
+    # -- application API ---------------------------------------------------------------------------
+    def add(self, table, iid=None, values=None):
+        """Add an object from its table (bytes `T` of a tables/oNNN module) and optionally an instance."""
+        oid = table[0] << 8 | table[1]
+        obj = self.objs.get(oid)
+        if obj is None:
+            obj = self.objs[oid] = Obj(table)
+        if iid is not None:
+            obj.inst[iid] = dict(values or {})
+            if self.reg_ready():
+                self.reg.update()
+        return obj
+
+    def reg_ready(self):
+        return hasattr(self, "reg") and self.reg.state == REGISTERED
+
+    def _target(self, path):
+        p = parse_path(path)
+        obj = self.objs[p[0]]
+        if p[1] not in obj.inst:
+            obj.inst[p[1]] = {}
+        return obj, p
+
+    def set(self, path, value):
+        """Set a resource value ("/3/0/0"); a multiple resource takes a dict {instance id: value}."""
+        obj, p = self._target(path)
+        obj.inst[p[1]][p[2]] = value
+
+    def get(self, path):
+        p = parse_path(path)
+        return self.objs[p[0]].get(p[1], p[2])
+
+    def bind(self, path, get=None, set=None):
+        """Serve a resource from app code: `get()` returns the value; `set(value)` hears writes."""
+        obj, p = self._target(path)
+        if get:
+            obj.set_hook(0, p[1], p[2], get)
+        if set:
+            obj.set_hook(_SET, p[1], p[2], set)
+
+    def on_execute(self, path, fn):
+        """`fn(args)` runs when the server executes the resource; args is the text the server sent."""
+        obj, p = self._target(path)
+        obj.set_hook(_EXE, p[1], p[2], fn)
+
+    def later(self, fn):
+        """Run `fn()` after the current response has gone out (e.g. reboot after answering Execute)."""
+        self._later.append(fn)
+
+    def update(self):
+        """Send a Registration Update now (also what executing /1/0/8 does)."""
+        self.reg.update()
+
+    def restart(self):
+        """Forget the registration and register from scratch, as a rebooted device would."""
+        self.ex.cancel()
+        self.reg.start(self.ex.now)
+
+    def factory_reset(self):
+        """Restore every value to what it was when the client started, then register again."""
+        for oid, insts in self._factory.items():
+            self.objs[oid].inst = {iid: dict(v) for iid, v in insts.items()}
+        self.dm.attrs.clear()
+        self.restart()
+
+    @property
+    def registered(self):
+        return self.reg.state == REGISTERED
+
+    def _changed(self, oid, iid, rid):
+        # Lifetime, binding and the object list are what an Update reports (§6.2.2)
+        if rid is None or (oid == 1 and rid in (1, 7)):
+            self.reg.update()
+
+    # -- sans-IO core ------------------------------------------------------------------------------
+    def _send(self, buf, n):
+        self.transport.send(buf, n)
+
+    def start(self, now):
+        if self._factory is None:
+            self._factory = {oid: {iid: dict(v) for iid, v in o.inst.items()} for oid, o in self.objs.items()}
+        self.reg.start(now)
+
+    def feed(self, data, now):
+        """One datagram from the server."""
+        self.ex.feed(data, now)
+        self._run_later()
+
+    def step(self, now):
+        """Fire timers; returns the next deadline (ticks ms) or None when nothing is scheduled."""
+        a = self.ex.step(now)
+        b = self.reg.step(now)
+        self._run_later()
+        if a is None:
+            return b
+        if b is None or ticks_diff(a, b) < 0:
+            return a
+        return b
+
+    def _run_later(self):
+        while self._later:
+            self._later.pop(0)()
+
+    def unreachable(self, err):
+        """The transport reported the server unreachable (ICMP): fail the outstanding request now."""
+        if self.log:
+            self.log("server unreachable (%s)" % err)
+        if self.ex.busy():
+            self.ex._finish(None)
+
+    # -- drivers -----------------------------------------------------------------------------------
+    def _open(self):
+        if self.transport is None:
+            from ..transport.udp import UDP
+
+            host, port = split_uri(self.server)
+            self.transport = UDP(host, port)
+
+    def _drain(self):
+        t = self.transport
+        while True:
+            try:
+                data = t.recv()
+            except OSError as e:
+                self.unreachable(e)
+                return
+            if data is None:
+                return
+            self.feed(data, ticks_ms())
+
+    def _wait_ms(self, now):
+        deadline = self.step(now)
+        wait = _MAX_WAIT if deadline is None else ticks_diff(deadline, ticks_ms())
+        return max(0, min(wait, _MAX_WAIT))
+
+    def run(self, seconds=None):
+        """Blocking loop: register, serve, keep registered. Ctrl-C (or `stop()`) de-registers and returns."""
+        self._open()
+        start = ticks_ms()
+        self.start(start)
+        try:
+            while not self.done:
+                now = ticks_ms()
+                if seconds is not None and ticks_diff(now, start) >= seconds * 1000:
+                    break
+                if self.transport.wait(self._wait_ms(now)):
+                    self._drain()
+        except KeyboardInterrupt:
+            if self.log:
+                self.log("interrupted")
+        self.shutdown()
+
+    def stop(self):
+        self.done = True
+
+    def shutdown(self):
+        """De-register (bounded wait for the answer) and close the transport."""
+        bye = []
+        self.reg.deregister(ticks_ms(), lambda: bye.append(1))
+        end = ticks_add(ticks_ms(), _BYE_MS)
+        while not bye and ticks_diff(end, ticks_ms()) > 0:
+            if self.transport.wait(self._wait_ms(ticks_ms())):
+                self._drain()
+        self.reg.state = STOPPED
+        self.transport.close()
+
+    async def serve(self):
+        """The same loop for asyncio apps: awaits the socket instead of blocking in poll."""
+        self._open()
+        self.start(ticks_ms())
+        try:
+            while not self.done:
+                if await wait_readable(self.transport.sock, self._wait_ms(ticks_ms())):
+                    self._drain()
+        finally:
+            self.shutdown()
+
+
+def split_uri(uri):
+    """"coap://host:port" -> (host, port); IPv6 literals in brackets; 5683 when no port."""
+    scheme, _, rest = uri.partition("://")
+    if scheme != "coap":
+        raise ValueError("unsupported scheme %s (coap:// only so far)" % scheme)
+    rest = rest.split("/")[0]
+    if rest.startswith("["):
+        host, _, port = rest[1:].partition("]")
+        port = port[1:]
+    else:
+        host, _, port = rest.partition(":")
+    return host, int(port) if port else 5683

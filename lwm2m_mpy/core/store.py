@@ -1,0 +1,98 @@
+"""Objects, instances and resource values over the static tables (LwM2M 1.1 Core §5.1; format in docs/design.md)."""
+from micropython import const
+
+from ..errors import CoapError
+
+# Resource flags in a table record
+R = const(1)
+W = const(2)
+E = const(4)
+MULTI = const(8)
+MANDATORY = const(16)
+# Object flags
+OBJ_MULTI = const(1)
+OBJ_MANDATORY = const(2)
+
+_NOT_FOUND = const(132)
+_GET = const(0)  # hook kinds (key = kind << 32 | iid << 16 | rid)
+_SET = const(1)
+_EXE = const(2)
+
+
+class Obj:
+    """One object: its table `T` (bytes) plus instances {iid: {rid: value}} and app hooks."""
+
+    def __init__(self, table):
+        self.t = table
+        self.oid = table[0] << 8 | table[1]
+        self.inst = {}
+        self.hooks = {}
+
+    @property
+    def multi(self):
+        return self.t[2] & OBJ_MULTI
+
+    @property
+    def version(self):
+        return "%d.%d" % (self.t[3], self.t[4])
+
+    def res(self, rid):
+        """(type, flags) of resource `rid` by binary search in the table, or None if undefined."""
+        t = self.t
+        lo = 0
+        hi = t[5] << 8 | t[6]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            o = 7 + 4 * mid
+            r = t[o] << 8 | t[o + 1]
+            if r == rid:
+                return t[o + 2], t[o + 3]
+            if r < rid:
+                lo = mid + 1
+            else:
+                hi = mid
+        return None
+
+    def rids(self):
+        """All resource ids defined by the table, ascending."""
+        t = self.t
+        return [t[7 + 4 * k] << 8 | t[8 + 4 * k] for k in range(t[5] << 8 | t[6])]
+
+    def instance(self, iid):
+        d = self.inst.get(iid)
+        if d is None:
+            raise CoapError(_NOT_FOUND, "no instance /%d/%d" % (self.oid, iid))
+        return d
+
+    def hook(self, kind, iid, rid):
+        return self.hooks.get(kind << 32 | iid << 16 | rid)
+
+    def set_hook(self, kind, iid, rid, fn):
+        self.hooks[kind << 32 | iid << 16 | rid] = fn
+
+    def present(self, iid, rid):
+        """True if the resource has a value or a getter on this instance."""
+        return rid in self.inst[iid] or (iid << 16 | rid) in self.hooks
+
+    def get(self, iid, rid):
+        """Current value (a getter wins over a stored value); 4.04 if the resource is not instantiated."""
+        fn = self.hooks.get(iid << 16 | rid) if self.hooks else None  # _GET kind is 0: key without kind bits
+        if fn:
+            return fn()
+        d = self.instance(iid)
+        if rid in d:
+            return d[rid]
+        raise CoapError(_NOT_FOUND, "no resource /%d/%d/%d" % (self.oid, iid, rid))
+
+    def put(self, iid, rid, value):
+        """Store a written value and tell the app's setter (app-side state stays in sync)."""
+        self.inst[iid][rid] = value
+        fn = self.hook(_SET, iid, rid)
+        if fn:
+            fn(value)
+
+    def first_free(self):
+        iid = 0
+        while iid in self.inst:
+            iid += 1
+        return iid

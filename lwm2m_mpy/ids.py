@@ -1,0 +1,33 @@
+"""Numbers users and several modules share: CoAP codes (RFC 7252 §12.1) and content formats (LwM2M 1.1 Core §7)."""
+from micropython import const
+
+# Content formats
+TEXT = const(0)
+LINK = const(40)
+OPAQUE = const(42)
+CBOR = const(60)
+SENML_JSON = const(110)
+SENML_CBOR = const(112)
+TLV = const(11542)
+LWM2M_JSON = const(11543)
+# Pre-1.0 numbers some servers still send (OMA-TS-LightweightM2M-V1_0 drafts)
+TEXT_OLD = const(1541)
+TLV_OLD = const(1542)
+JSON_OLD = const(1543)
+OPAQUE_OLD = const(1544)
+
+# Response codes (class << 5 | detail)
+CREATED = const(65)
+DELETED = const(66)
+CHANGED = const(68)
+CONTENT = const(69)
+BAD_REQUEST = const(128)
+UNAUTHORIZED = const(129)
+BAD_OPTION = const(130)
+FORBIDDEN = const(131)
+NOT_FOUND = const(132)
+METHOD_NOT_ALLOWED = const(133)
+NOT_ACCEPTABLE = const(134)
+REQUEST_ENTITY_TOO_LARGE = const(141)
+UNSUPPORTED_CONTENT_FORMAT = const(143)
+INTERNAL_SERVER_ERROR = const(160)
