@@ -106,26 +106,3 @@ def udp_recv(sock, size):
             return None
         raise
 
-
-async def wait_readable(sock, timeout_ms):
-    """Await `sock` readable for at most timeout_ms; True if it is."""
-    import asyncio
-
-    if IS_MICROPYTHON:
-        async def _wait():
-            yield asyncio.core._io_queue.queue_read(sock)
-
-        try:
-            await asyncio.wait_for_ms(_wait(), timeout_ms)
-            return True
-        except asyncio.TimeoutError:
-            return False
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    loop.add_reader(sock, fut.set_result, True)
-    try:
-        return await asyncio.wait_for(fut, timeout_ms / 1000)
-    except asyncio.TimeoutError:
-        return False
-    finally:
-        loop.remove_reader(sock)

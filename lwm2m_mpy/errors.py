@@ -16,6 +16,4 @@ class BadMessage(CoapError):
         super().__init__(128, msg)
 
 
-def code_str(code):
-    """132 -> '4.04' for logs."""
-    return "%d.%02d" % (code >> 5, code & 31)
+

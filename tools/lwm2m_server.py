@@ -30,7 +30,7 @@ import aiocoap
 import aiocoap.defaults
 import aiocoap.error
 import aiocoap.resource
-from aiocoap import CON, NON, Code, Message
+from aiocoap import Code, Message
 from aiocoap.optiontypes import OpaqueOption, StringOption, UintOption
 
 try:
@@ -624,7 +624,7 @@ class LwM2MServer:
             raise ConnectionError("%s: %s" % (reg.endpoint, e)) from None
 
     def _message(self, reg, code, parts, payload=b"", content_format=None, accept=None, query=()):
-        message = Message(code=code, mtype=CON, payload=bytes(payload))
+        message = Message(code=code, payload=bytes(payload))  # confirmable: aiocoap's default
         message.opt.uri_path = tuple(reg.root) + tuple(str(p) for p in parts)
         if query:
             message.opt.uri_query = tuple(query)
@@ -774,7 +774,8 @@ class LwM2MServer:
         (9, b"x") for an unknown critical option). No block-wise handling unless asked, so the
         test sees the client's own first answer."""
         reg = self._need(ep)
-        message = Message(code=_method(method), mtype=CON if confirmable else NON, payload=bytes(payload))
+        message = Message(code=_method(method), payload=bytes(payload),
+                          transport_tuning=aiocoap.Reliable if confirmable else aiocoap.Unreliable)
         message.opt.uri_path = tuple(p for p in str(path).split("/") if p)
         if query:
             message.opt.uri_query = tuple(query)
@@ -955,12 +956,13 @@ async def print_device(server, endpoint, path="/3/0"):
         return
     oid, iid = codec.parse_path(path)[:2]
     for rid, value in sorted(result.value.items()):
-        name = server.registry.resource_name(oid, rid) or ""
+        name = server.registry.resource_name(oid, rid)
+        label = " " + name if name else ""  # without the registry: just the numbers
         if isinstance(value, dict):
             for riid, item in sorted(value.items()):
-                print("  /%d/%d/%d/%d %s = %s" % (oid, iid, rid, riid, name, _show(item)), flush=True)
+                print("  /%d/%d/%d/%d%s = %s" % (oid, iid, rid, riid, label, _show(item)), flush=True)
         else:
-            print("  /%d/%d/%d %s = %s" % (oid, iid, rid, name, _show(value)), flush=True)
+            print("  /%d/%d/%d%s = %s" % (oid, iid, rid, label, _show(value)), flush=True)
 
 
 async def serve(args):

@@ -55,14 +55,11 @@ class Exchange:
     def busy(self):
         return self.p_tok >= 0
 
-    def next_mid(self):
-        self.mid = (self.mid + 1) & 0xFFFF
-        return self.mid
-
     def begin(self, code, mtype=CON):
         """Start a request in the shared writer; add options/payload, then call `request(cb, now)`."""
         self.tok = (self.tok + 1) & 0xFFFFFFFF
-        self.tx.header(mtype, code, self.next_mid(), self.tok, _TKL)
+        self.mid = (self.mid + 1) & 0xFFFF
+        self.tx.header(mtype, code, self.mid, self.tok, _TKL)
         return self.tx
 
     def request(self, cb, now):
@@ -131,60 +128,52 @@ class Exchange:
             return
         t = m.type
         code = m.code
-        if code == 0:
-            self._empty_in(t, m.mid)
-        elif code < 32:
-            self._request_in(m, t, now)
-        else:
-            self._response_in(m, t)
+        mid = m.mid
+        if code == 0:  # Empty: ping, or ACK/RST of our request
+            if t == CON:
+                self._empty(RST, mid)
+            elif mid == self.p_mid and self.p_tok >= 0:
+                if t == RST:
+                    self._finish(None)
+                elif t == ACK:  # separate response follows (§5.2.2); stop retransmitting
+                    self.p_data = None
+                    self.p_due = ticks_add(now, MAX_TRANSMIT_WAIT)
+        elif code < 32:  # a request
+            if t == CON:
+                cm = self.c_mid
+                for k in range(_CACHE):
+                    if cm[k] == mid and ticks_diff(self.c_exp[k], now) > 0:
+                        d = self.c_data[k]  # duplicate: same answer again, no second execution
+                        self.send(d, len(d))
+                        return
+            elif t != NON:
+                return  # a request in an ACK or RST is meaningless: drop
+            tx = self.tx
+            if t == NON:
+                self.mid = mid = (self.mid + 1) & 0xFFFF
+            tx.header(ACK if t == CON else NON, 0, mid, m.token(), m.tkl)
+            self.handler(m, tx)
+            self.send(tx.buf, tx.n)
+            if t == CON:
+                k = self.c_next
+                self.c_next = (k + 1) % _CACHE
+                self.c_mid[k] = mid
+                self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
+                self.c_data[k] = bytes(tx.buf[: tx.n])
+        else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
+            mine = self.p_tok >= 0 and m.token() == self.p_tok
+            if t == ACK:
+                if mine and mid == self.p_mid:
+                    self._finish(m)
+                return
+            if t == RST:
+                return
+            if t == CON:
+                self._empty(ACK if mine else RST, mid)
+            if mine:
+                self._finish(m)
 
     def _empty(self, mtype, mid):
         tx = self.tx
         tx.header(mtype, 0, mid, 0, 0)
         self.send(tx.buf, 4)
-
-    def _empty_in(self, t, mid):
-        if t == CON:  # CoAP ping
-            self._empty(RST, mid)
-        elif mid == self.p_mid and self.p_tok >= 0:
-            if t == RST:
-                self._finish(None)
-            elif t == ACK:  # separate response follows (§5.2.2); stop retransmitting
-                self.p_data = None
-                self.p_due = ticks_add(self.now, MAX_TRANSMIT_WAIT)
-
-    def _request_in(self, m, t, now):
-        if t == CON:
-            cm = self.c_mid
-            mid = m.mid
-            for k in range(_CACHE):
-                if cm[k] == mid and ticks_diff(self.c_exp[k], now) > 0:
-                    d = self.c_data[k]
-                    self.send(d, len(d))
-                    return
-        elif t != NON:
-            return  # a request in an ACK or RST is meaningless: drop
-        tx = self.tx
-        tx.header(ACK if t == CON else NON, 0, m.mid if t == CON else self.next_mid(), m.token(), m.tkl)
-        self.handler(m, tx)
-        self.send(tx.buf, tx.n)
-        if t == CON:
-            k = self.c_next
-            self.c_next = (k + 1) % _CACHE
-            self.c_mid[k] = m.mid
-            self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
-            self.c_data[k] = bytes(tx.buf[: tx.n])
-
-    def _response_in(self, m, t):
-        mine = self.p_tok >= 0 and m.token() == self.p_tok
-        if t == ACK:
-            if mine and m.mid == self.p_mid:
-                self._finish(m)
-            return
-        if t == RST:
-            return
-        # Separate response (§5.2.2): ACK a CON one, match by token.
-        if t == CON:
-            self._empty(ACK if mine else RST, m.mid)
-        if mine:
-            self._finish(m)

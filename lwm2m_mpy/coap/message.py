@@ -196,64 +196,50 @@ class Writer:
         self.n = i + (buf[0] & 15)
         self.last = 0
 
-    def _opt_head(self, num, ln):
+    def option(self, num, value):
+        """Add option `num` (ascending order): an int is a uint option (§3.2, fewest bytes), else bytes/str."""
+        if isinstance(value, int):
+            ln = 0
+            t = value
+            while t:
+                ln += 1
+                t >>= 8
+        else:
+            if isinstance(value, str):
+                value = value.encode()
+            ln = len(value)
         d = num - self.last
         if d < 0:
             raise ValueError("options out of order")
         self.last = num
         buf = self.buf
         i = self.n
-        h = i
-        i += 1
-        if d >= 269:
-            buf[i] = (d - 269) >> 8
-            buf[i + 1] = (d - 269) & 255
-            i += 2
-            dn = 14
-        elif d >= 13:
-            buf[i] = d - 13
-            i += 1
-            dn = 13
-        else:
-            dn = d
-        if ln >= 269:
-            buf[i] = (ln - 269) >> 8
-            buf[i + 1] = (ln - 269) & 255
-            i += 2
-            ln = 14
-        elif ln >= 13:
-            buf[i] = ln - 13
-            i += 1
-            ln = 13
-        buf[h] = dn << 4 | ln
-        self.n = i
-
-    def option(self, num, value):
-        """Add option `num` with a bytes/bytearray/str value."""
-        if isinstance(value, str):
-            value = value.encode()
-        ln = len(value)
-        self._opt_head(num, ln)
-        self.put(value)
-
-    def uint_option(self, num, v):
-        """Add a uint option in the fewest bytes (0 is encoded as the empty value)."""
-        ln = 0
-        t = v
-        while t:
-            ln += 1
-            t >>= 8
-        self._opt_head(num, ln)
-        buf = self.buf
-        i = self.n + ln
-        if i > len(buf):
+        if i + 5 + ln > len(buf):
             raise CoapError(160, "message too large")
-        self.n = i
-        while ln:
-            i -= 1
-            ln -= 1
-            buf[i] = v & 255
-            v >>= 8
+        h = i
+        buf[h] = 0
+        i += 1
+        for x in (d, ln):  # delta, then length: 13 and 14 mean one or two extension bytes (§3.1)
+            if x >= 269:
+                buf[i] = (x - 269) >> 8
+                buf[i + 1] = (x - 269) & 255
+                i += 2
+                x = 14
+            elif x >= 13:
+                buf[i] = x - 13
+                i += 1
+                x = 13
+            buf[h] = buf[h] << 4 | x
+        if isinstance(value, int):
+            j = i + ln
+            self.n = j
+            while j > i:
+                j -= 1
+                buf[j] = value & 255
+                value >>= 8
+        else:
+            buf[i : i + ln] = value
+            self.n = i + ln
 
     def put(self, data):
         """Append raw bytes; a message larger than the buffer is a 5.00, never a silent cut."""
@@ -264,15 +250,14 @@ class Writer:
         self.buf[i:j] = data
         self.n = j
 
-    def byte(self, b):
-        i = self.n
-        self.buf[i] = b  # IndexError past the end is caught by the caller as 5.00
-        self.n = i + 1
-
     def marker(self):
         """Write the payload marker; returns the payload's start so an empty payload can be undone."""
-        self.byte(_MARKER)
-        return self.n
+        i = self.n
+        if i >= len(self.buf):
+            raise CoapError(160, "message too large")
+        self.buf[i] = _MARKER
+        self.n = i + 1
+        return i + 1
 
     def end_payload(self, start):
         """Drop the marker again if nothing was written after it (§3: no marker for no payload)."""

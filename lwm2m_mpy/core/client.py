@@ -1,11 +1,11 @@
 """The LwM2M client: wires the object store, device management, registration and a transport together.
 
 Sans-IO at its heart (`feed(data, now)`, `step(now) -> deadline`), with two thin drivers: the blocking
-`run()` (any port, CircuitPython included) and `await serve()` for asyncio applications.
+`run()` (any port, CircuitPython included) and `await serve()` for asyncio applications (aio.py).
 """
 from micropython import const
 
-from .._compat import ticks_ms, ticks_diff, ticks_add, wait_readable
+from .._compat import ticks_ms, ticks_diff, ticks_add
 from ..coap.exchange import Exchange
 from .dm import DM
 from .store import Obj
@@ -15,11 +15,6 @@ _SET = const(1)
 _EXE = const(2)
 _MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
 _BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
-
-
-def parse_path(path):
-    """"/3/0/1" -> [3, 0, 1]."""
-    return [int(p) for p in path.strip("/").split("/")] if path.strip("/") else []
 
 
 class Client:
@@ -39,37 +34,33 @@ class Client:
         self.endpoint = endpoint
         self.server = server
         self.log = log
-        self.objs = {}
+        self.objs = objs = {}
         self.transport = transport
         self.done = False
         self._later = []
         self._factory = None
-        self.dm = DM(self.objs, self._changed, log)
+        self.dm = DM(objs, self._changed, log)
         self.ex = Exchange(self._send, self.dm.handle, buffer, log)
         security.add(self, server)
-        server_obj.add(self, lifetime=lifetime, binding=binding)
+        server_obj.add(self, lifetime, binding)
         device_obj.add(self, **(device or {}))
-        self.reg = Registration(self.ex, endpoint, self.objs, (self.objs[1], 0), log, version, root_link,
+        self.reg = Registration(self.ex, endpoint, objs, objs[1].inst[0], log, version, root_link,
                                 retry_s * 1000)
 
     # -- application API ---------------------------------------------------------------------------
     def add(self, table, iid=None, values=None):
-        """Add an object from its table (bytes `T` of a tables/oNNN module) and optionally an instance."""
+        """Add an object from its table (`T` of a tables/oNNN module) and, with `iid`, an instance."""
         oid = table[0] << 8 | table[1]
         obj = self.objs.get(oid)
         if obj is None:
             obj = self.objs[oid] = Obj(table)
         if iid is not None:
             obj.inst[iid] = dict(values or {})
-            if self.reg_ready():
-                self.reg.update()
+            self._changed(oid, iid, None)
         return obj
 
-    def reg_ready(self):
-        return hasattr(self, "reg") and self.reg.state == REGISTERED
-
     def _target(self, path):
-        p = parse_path(path)
+        p = [int(x) for x in path.strip("/").split("/")]
         obj = self.objs[p[0]]
         if p[1] not in obj.inst:
             obj.inst[p[1]] = {}
@@ -81,21 +72,21 @@ class Client:
         obj.inst[p[1]][p[2]] = value
 
     def get(self, path):
-        p = parse_path(path)
-        return self.objs[p[0]].get(p[1], p[2])
+        obj, p = self._target(path)
+        return obj.get(p[1], p[2])
 
     def bind(self, path, get=None, set=None):
         """Serve a resource from app code: `get()` returns the value; `set(value)` hears writes."""
         obj, p = self._target(path)
         if get:
-            obj.set_hook(0, p[1], p[2], get)
+            obj.hooks[p[1] << 16 | p[2]] = get
         if set:
-            obj.set_hook(_SET, p[1], p[2], set)
+            obj.hooks[_SET << 32 | p[1] << 16 | p[2]] = set
 
     def on_execute(self, path, fn):
         """`fn(args)` runs when the server executes the resource; args is the text the server sent."""
         obj, p = self._target(path)
-        obj.set_hook(_EXE, p[1], p[2], fn)
+        obj.hooks[_EXE << 32 | p[1] << 16 | p[2]] = fn
 
     def later(self, fn):
         """Run `fn()` after the current response has gone out (e.g. reboot after answering Execute)."""
@@ -113,7 +104,14 @@ class Client:
     def factory_reset(self):
         """Restore every value to what it was when the client started, then register again."""
         for oid, insts in self._factory.items():
-            self.objs[oid].inst = {iid: dict(v) for iid, v in insts.items()}
+            inst = self.objs[oid].inst
+            for iid in list(inst):
+                if iid not in insts:
+                    del inst[iid]
+            for iid, v in insts.items():
+                d = inst.setdefault(iid, {})  # in place: the registration holds the /1/0 dict
+                d.clear()
+                d.update(v)
         self.dm.attrs.clear()
         self.restart()
 
@@ -123,8 +121,9 @@ class Client:
 
     def _changed(self, oid, iid, rid):
         # Lifetime, binding and the object list are what an Update reports (§6.2.2)
-        if rid is None or (oid == 1 and rid in (1, 7)):
-            self.reg.update()
+        if rid is None or oid == 1 and rid in (1, 7):
+            if hasattr(self, "reg") and self.reg.state == REGISTERED:
+                self.reg.update()
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def _send(self, buf, n):
@@ -132,64 +131,72 @@ class Client:
 
     def start(self, now):
         if self._factory is None:
-            self._factory = {oid: {iid: dict(v) for iid, v in o.inst.items()} for oid, o in self.objs.items()}
+            self._factory = {oid: {i: dict(v) for i, v in o.inst.items()} for oid, o in self.objs.items()}
         self.reg.start(now)
 
     def feed(self, data, now):
         """One datagram from the server."""
         self.ex.feed(data, now)
-        self._run_later()
+        if self._later:
+            self.step(now)
 
     def step(self, now):
         """Fire timers; returns the next deadline (ticks ms) or None when nothing is scheduled."""
-        a = self.ex.step(now)
-        b = self.reg.step(now)
-        self._run_later()
-        if a is None:
-            return b
-        if b is None or ticks_diff(a, b) < 0:
-            return a
-        return b
-
-    def _run_later(self):
         while self._later:
             self._later.pop(0)()
-
-    def unreachable(self, err):
-        """The transport reported the server unreachable (ICMP): fail the outstanding request now."""
-        if self.log:
-            self.log("server unreachable (%s)" % err)
-        if self.ex.busy():
-            self.ex._finish(None)
+        a = self.ex.step(now)
+        b = self.reg.step(now)
+        if a is None or b is not None and ticks_diff(a, b) > 0:
+            return b
+        return a
 
     # -- drivers -----------------------------------------------------------------------------------
-    def _open(self):
+    def open(self):
+        """Create the UDP transport for `server` unless one was given."""
         if self.transport is None:
             from ..transport.udp import UDP
 
-            host, port = split_uri(self.server)
-            self.transport = UDP(host, port)
+            scheme, _, rest = self.server.partition("://")
+            if scheme != "coap":
+                raise ValueError("unsupported scheme " + scheme)
+            rest = rest.split("/")[0]
+            if rest.startswith("["):  # [IPv6]:port
+                host, _, port = rest[1:].partition("]")
+                port = port[1:]
+            else:
+                host, _, port = rest.partition(":")
+            self.transport = UDP(host, int(port) if port else 5683)
+        return self.transport
 
-    def _drain(self):
+    def wait_ms(self, now):
+        """Fire timers; how long the driver may wait for the socket (until the next deadline, <= 1 s)."""
+        deadline = self.step(now)
+        return _MAX_WAIT if deadline is None else max(0, min(ticks_diff(deadline, ticks_ms()), _MAX_WAIT))
+
+    def poll(self, now):
+        """One turn of the blocking driver: timers, wait for the socket, handle what came."""
+        if self.transport.wait(self.wait_ms(now)):
+            self.drain()
+
+    def drain(self):
+        """Feed every datagram waiting on the transport."""
         t = self.transport
         while True:
             try:
                 data = t.recv()
-            except OSError as e:
-                self.unreachable(e)
+            except OSError as e:  # ICMP port unreachable: fail the outstanding request now
+                if self.log:
+                    self.log("server unreachable (%s)" % e)
+                if self.ex.busy():
+                    self.ex._finish(None)
                 return
             if data is None:
                 return
             self.feed(data, ticks_ms())
 
-    def _wait_ms(self, now):
-        deadline = self.step(now)
-        wait = _MAX_WAIT if deadline is None else ticks_diff(deadline, ticks_ms())
-        return max(0, min(wait, _MAX_WAIT))
-
     def run(self, seconds=None):
         """Blocking loop: register, serve, keep registered. Ctrl-C (or `stop()`) de-registers and returns."""
-        self._open()
+        self.open()
         start = ticks_ms()
         self.start(start)
         try:
@@ -197,8 +204,7 @@ class Client:
                 now = ticks_ms()
                 if seconds is not None and ticks_diff(now, start) >= seconds * 1000:
                     break
-                if self.transport.wait(self._wait_ms(now)):
-                    self._drain()
+                self.poll(now)
         except KeyboardInterrupt:
             if self.log:
                 self.log("interrupted")
@@ -208,37 +214,17 @@ class Client:
         self.done = True
 
     def shutdown(self):
-        """De-register (bounded wait for the answer) and close the transport."""
+        """De-register (waiting at most 5 s for the answer) and close the transport."""
         bye = []
         self.reg.deregister(ticks_ms(), lambda: bye.append(1))
         end = ticks_add(ticks_ms(), _BYE_MS)
         while not bye and ticks_diff(end, ticks_ms()) > 0:
-            if self.transport.wait(self._wait_ms(ticks_ms())):
-                self._drain()
+            self.poll(ticks_ms())
         self.reg.state = STOPPED
         self.transport.close()
 
     async def serve(self):
-        """The same loop for asyncio apps: awaits the socket instead of blocking in poll."""
-        self._open()
-        self.start(ticks_ms())
-        try:
-            while not self.done:
-                if await wait_readable(self.transport.sock, self._wait_ms(ticks_ms())):
-                    self._drain()
-        finally:
-            self.shutdown()
+        """`run()` for asyncio apps (the loop lives in aio.py, imported only when used)."""
+        from ..aio import serve
 
-
-def split_uri(uri):
-    """"coap://host:port" -> (host, port); IPv6 literals in brackets; 5683 when no port."""
-    scheme, _, rest = uri.partition("://")
-    if scheme != "coap":
-        raise ValueError("unsupported scheme %s (coap:// only so far)" % scheme)
-    rest = rest.split("/")[0]
-    if rest.startswith("["):
-        host, _, port = rest[1:].partition("]")
-        port = port[1:]
-    else:
-        host, _, port = rest.partition(":")
-    return host, int(port) if port else 5683
+        await serve(self)

@@ -6,7 +6,6 @@ objects in the store; content formats text (0), opaque (42), TLV (11542), link (
 """
 from micropython import const
 
-from .. import ids
 from .._compat import print_exception
 from ..errors import CoapError
 from ..codec import tlv, text
@@ -33,10 +32,13 @@ _KNOWN_CRITICAL = (3, 7, 11, 15, 17)
 _NUMERIC_ATTRS = ("gt", "lt", "st")
 _INT_ATTRS = ("pmin", "pmax", "epmin", "epmax")
 
-# Content-format numbers accepted for each kind of payload, legacy numbers included
-_TEXT_FMTS = (ids.TEXT, ids.TEXT_OLD)
-_OPAQUE_FMTS = (ids.OPAQUE, ids.OPAQUE_OLD)
-_TLV_FMTS = (ids.TLV, ids.TLV_OLD)
+# Content formats (Core §7), each with the pre-1.0 number some servers still send
+_LINK = const(40)
+_OPAQUE = const(42)
+_TLV = const(11542)
+_TEXT_FMTS = (0, 1541)
+_OPAQUE_FMTS = (42, 1544)
+_TLV_FMTS = (11542, 1542)
 
 
 class DM:
@@ -54,23 +56,23 @@ class DM:
     def handle(self, m, w):
         head = w.n
         try:
-            code = self._dispatch(m, w)
+            w.buf[1] = self._dispatch(m, w)
+            return
         except CoapError as e:
-            code = self._error(w, head, e.code, e.args[0] if e.args else "")
+            code = e.code
+            why = e.args[0] if e.args else ""
         except Exception as e:  # an app callback or a bug: answer 5.00, keep running, say why
             print_exception(e)
-            code = self._error(w, head, 160, "internal error")
-        w.buf[1] = code
-
-    def _error(self, w, head, code, why):
-        w.n = head
+            code = 160
+            why = "internal error"
+        w.n = head  # drop whatever the failed operation had written
         w.last = 0
+        w.buf[1] = code
         if self.log:
             self.log("answer %d.%02d %s" % (code >> 5, code & 31, why))
         if why:  # diagnostic payload (RFC 7252 §5.5.2): says what was wrong in plain words
             w.marker()
             w.put(why.encode())
-        return code
 
     def _dispatch(self, m, w):
         onum = m.onum
@@ -106,7 +108,7 @@ class DM:
         if obj is None:
             raise CoapError(132, "no object %d" % path[0])
         if code == _GET:
-            if m.uint(_ACCEPT) == ids.LINK:
+            if m.uint(_ACCEPT) == _LINK:
                 return self._discover(obj, w)
             return self._read(obj, m, w)
         if code == _PUT:
@@ -153,20 +155,20 @@ class DM:
             else:
                 single = not flags & MULTI
             if accept is None:
-                accept = ids.OPAQUE if single and rtype == _OPAQUE_T else _TEXT if single else ids.TLV
+                accept = _OPAQUE if single and rtype == _OPAQUE_T else _TEXT if single else _TLV
         elif accept is None:
-            accept = ids.TLV
+            accept = _TLV
         if accept in _TEXT_FMTS or accept in _OPAQUE_FMTS:
             if not single or (accept in _OPAQUE_FMTS) != (rtype == _OPAQUE_T):
                 raise CoapError(134, "format %d cannot carry this" % accept)
-            w.uint_option(CONTENT_FORMAT, accept)
+            w.option(CONTENT_FORMAT, accept)
             s = w.marker()
             w.put(v if rtype == _OPAQUE_T else text.format_value(v, rtype).encode())
             w.end_payload(s)
             return 69
         if accept not in _TLV_FMTS:
             raise CoapError(134, "format %d not supported" % accept)
-        w.uint_option(CONTENT_FORMAT, accept)
+        w.option(CONTENT_FORMAT, accept)
         s = w.marker()
         if plen == 1:
             for iid in sorted(obj.inst):
@@ -215,11 +217,9 @@ class DM:
                 raise CoapError(143, "format %d does not fit the resource type" % cf)
             raw = m.payload()
             v = bytes(raw) if rtype == _OPAQUE_T else text.parse_value(raw, rtype)
-            if plen == 4:
-                return [(path[2], {path[3]: v})] if flags & MULTI else self._no_instance()
-            if flags & MULTI:
-                raise CoapError(128, "multiple resource needs TLV")
-            return [(path[2], v)]
+            if (plen == 4) != bool(flags & MULTI):
+                raise CoapError(128, "single/multiple resource mismatch")
+            return [(path[2], {path[3]: v} if plen == 4 else v)]
         if cf not in _TLV_FMTS:
             raise CoapError(143, "format %d not supported" % cf)
         out = []
@@ -239,16 +239,13 @@ class DM:
                     raise CoapError(128, "resource instance outside a multiple resource")
                 rtype, flags = self._resource(obj, path[2], need)
                 if not flags & MULTI or ident != path[3]:
-                    self._no_instance()
+                    raise CoapError(128, "resource instance does not match the path")
                 out.append((path[2], {ident: tlv.parse_value(buf, vo, vl, rtype)}))
             else:
                 if plen >= 3 and ident != path[2]:
                     raise CoapError(128, "TLV resource does not match the path")
                 out.append(self._tlv_item(obj, buf, kind, ident, vo, vl, need))
         return out
-
-    def _no_instance(self):
-        raise CoapError(128, "resource instance on a single resource")
 
     def _tlv_item(self, obj, buf, kind, rid, vo, vl, need):
         rtype, flags = self._resource(obj, rid, need)
@@ -304,7 +301,9 @@ class DM:
             start = vo
             end = vo + vl
         else:
-            iid = obj.first_free()
+            iid = 0
+            while iid in obj.inst:
+                iid += 1
             start = m.pl
             end = m.n
         if iid in obj.inst or (obj.inst and not obj.t[2] & OBJ_MULTI):
@@ -359,38 +358,38 @@ class DM:
 
     # -- Discover and Write-Attributes -------------------------------------------------------------
     def _discover(self, obj, w):
+        """Links to the object/instance/resource and what lies below, with their attributes (§6.3.5)."""
         path = self.path
         plen = self.plen
         if plen == 4:
             raise CoapError(133, "discover on a resource instance")
-        w.uint_option(CONTENT_FORMAT, ids.LINK)
-        s = w.marker()
-        p = tuple(path[:plen])
-        put_link(w, p, self._attrs_with_dim(obj, p), True)
-        iids = sorted(obj.inst) if plen == 1 else [path[1]]
-        for iid in iids:
-            obj.instance(iid)
-            if plen == 1:
-                put_link(w, (obj.oid, iid), self.attrs.get((obj.oid, iid)))
-            if plen == 3:
-                continue
-            for rid in obj.rids():
-                if obj.present(iid, rid):
-                    q = (obj.oid, iid, rid)
-                    put_link(w, q, self._attrs_with_dim(obj, q))
-        if plen == 3 and not obj.present(path[1], path[2]):
+        if plen >= 2:
+            obj.instance(path[1])
+        if plen == 3 and (obj.res(path[2]) is None or not obj.present(path[1], path[2])):
             raise CoapError(132, "no resource %d" % path[2])
+        w.option(CONTENT_FORMAT, _LINK)
+        s = w.marker()
+        oid = obj.oid
+        first = True
+        for iid in sorted(obj.inst) if plen == 1 else (path[1],):
+            keys = [(oid,)] if plen == 1 and first else []
+            if plen < 3:
+                keys.append((oid, iid))
+                keys.extend([(oid, iid, rid) for rid in obj.rids() if obj.present(iid, rid)])
+            else:
+                keys.append(tuple(path[:3]))
+            for q in keys:
+                if len(q) >= plen:
+                    a = self.attrs.get(q)
+                    if len(q) == 3 and obj.res(q[2])[1] & MULTI:  # dim: how many instances (§5.1.2)
+                        a = dict(a or {})
+                        a["dim"] = len(obj.get(iid, q[2]))
+                    put_link(w, q, a, first)
+                    first = False
+        if first:  # an object without instances still lists itself
+            put_link(w, (oid,), self.attrs.get((oid,)), True)
         w.end_payload(s)
         return 69
-
-    def _attrs_with_dim(self, obj, p):
-        a = self.attrs.get(p)
-        if len(p) == 3:
-            f = obj.res(p[2])
-            if f and f[1] & MULTI and obj.present(p[1], p[2]):  # §5.1.2: dim = number of instances
-                a = dict(a or {})
-                a["dim"] = len(obj.get(p[1], p[2]))
-        return a
 
     def _write_attributes(self, obj, m):
         path = self.path

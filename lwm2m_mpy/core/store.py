@@ -28,14 +28,6 @@ class Obj:
         self.inst = {}
         self.hooks = {}
 
-    @property
-    def multi(self):
-        return self.t[2] & OBJ_MULTI
-
-    @property
-    def version(self):
-        return "%d.%d" % (self.t[3], self.t[4])
-
     def res(self, rid):
         """(type, flags) of resource `rid` by binary search in the table, or None if undefined."""
         t = self.t
@@ -67,9 +59,6 @@ class Obj:
     def hook(self, kind, iid, rid):
         return self.hooks.get(kind << 32 | iid << 16 | rid)
 
-    def set_hook(self, kind, iid, rid, fn):
-        self.hooks[kind << 32 | iid << 16 | rid] = fn
-
     def present(self, iid, rid):
         """True if the resource has a value or a getter on this instance."""
         return rid in self.inst[iid] or (iid << 16 | rid) in self.hooks
@@ -90,9 +79,3 @@ class Obj:
         fn = self.hook(_SET, iid, rid)
         if fn:
             fn(value)
-
-    def first_free(self):
-        iid = 0
-        while iid in self.inst:
-            iid += 1
-        return iid
