@@ -18,7 +18,7 @@ import pytest
 from aiocoap import Code, Message
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.append(str(ROOT / "tools"))  # appended: tools/ must not shadow other modules
 
 import lwm2m_codec as codec  # noqa: E402
 import lwm2m_server as lws  # noqa: E402
@@ -204,7 +204,11 @@ class DeviceResource(aiocoap.resource.Resource):
             answer = answer(request)
             if asyncio.iscoroutine(answer):
                 answer = await answer
-        return answer
+        # A fresh copy each time: aiocoap stamps message ID and token on what it sends.
+        response = Message(code=answer.code, payload=answer.payload)
+        for option in answer.opt.option_list():
+            response.opt.add_option(option)
+        return response
 
 
 class FakeDevice:
@@ -416,6 +420,8 @@ def test_read_tlv_text_and_discover():
         answers[("GET", "/3")] = Message(code=Code.CONTENT, payload=b"</3/0/0>,</3/0/9>;pmin=10",
                                          content_format=codec.LINK)
         answers[("GET", "/5/0/0")] = Message(code=Code.CONTENT, payload=b"\xc8\x00", content_format=codec.TLV)
+        big = bytes(range(256)) * 12  # 3072 bytes: aiocoap's fake answers in Block2 pieces
+        answers[("GET", "/5/0/1")] = Message(code=Code.CONTENT, payload=big, content_format=codec.OPAQUE)
         try:
             await device.register()
             await server.wait_for("register", "dev1", 2)
@@ -445,6 +451,11 @@ def test_read_tlv_text_and_discover():
 
             result = await server.read("dev1", "/5/0/0")  # malformed TLV: reported, not raised
             assert result.code == "2.05" and result.value is None and "truncated" in result.decode_error
+
+            result = await server.read("dev1", "/5/0/1")  # block-wise: reassembled
+            assert result.value == big and result.content_format == codec.OPAQUE
+            first_block = await server.raw("dev1", "GET", "/5/0/1")  # raw: no block-wise handling
+            assert first_block.code == "2.05" and first_block.payload == big[:1024]
 
             result = await server.read("dev1", "/4/0")  # the fake answers 4.04
             assert result.code == "4.04" and not result.ok
@@ -484,8 +495,13 @@ def test_write_execute_create_delete_write_attributes():
             await server.write("dev1", "/3/0/14", "+01:00", fmt=lws.TLV)
             assert requests[-1].payload == b"\xc6\x0e+01:00"
 
-            await server.write("dev1", "/5/0/0", b"\x01\x02")  # bytes go out as they are
+            result = await server.write("dev1", "/5/0/0", b"\x01\x02")  # bytes go out as they are
             assert requests[-1].payload == b"\x01\x02" and requests[-1].opt.content_format == codec.OPAQUE
+            assert result.ok and result.value is None
+
+            image = bytes(range(256)) * 10  # larger than one block: sent with Block1, reassembled
+            assert (await server.write("dev1", "/5/0/0", image)).code == "2.04"
+            assert requests[-1].payload == image
 
             result = await server.execute("dev1", "/3/0/4")
             assert result.code == "2.04" and requests[-1].code == Code.POST and requests[-1].payload == b""
@@ -584,18 +600,28 @@ def test_silent_client_times_out_and_reset_is_reported():
                 await server.read("raw", "/3/0", timeout=0.5)
             assert time.monotonic() - started < 2
 
+            ignored = Message.decode(await loop.run_in_executor(None, sock.recv, 1500))
+            assert ignored.opt.uri_path == ("3", "0")
+
             async def reset_next():
-                while True:  # skip retransmissions of the abandoned read
-                    request = Message.decode(await loop.run_in_executor(None, sock.recv, 1500))
-                    if request.opt.uri_path == ("3", "0", "1"):
-                        break
+                # The next datagram is the new read, not a retransmission of the abandoned one
+                # (which would also hold the new read back: aiocoap sends one CON at a time).
+                request = Message.decode(await loop.run_in_executor(None, sock.recv, 1500))
+                assert request.opt.uri_path == ("3", "0", "1")
                 reset = Message(code=Code.EMPTY)
                 reset.mtype, reset.mid = aiocoap.RST, request.mid
                 sock.sendto(reset.encode(), ("127.0.0.1", server.port))
             resetter = asyncio.ensure_future(reset_next())
             result = await server.read("raw", "/3/0/1", timeout=5)
             await resetter
-            assert result.code == "RST"
+            assert result.code == "RST" and result.value is None
+
+            # The client's socket is gone: ICMP port unreachable ends the read early (or it times out).
+            sock.close()
+            started = time.monotonic()
+            with pytest.raises((ConnectionError, TimeoutError)):
+                await server.read("raw", "/3/0", timeout=3)
+            assert time.monotonic() - started < 4
         finally:
             sock.close()
             await server.stop()

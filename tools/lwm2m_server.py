@@ -11,6 +11,7 @@ CLI: python tools/lwm2m_server.py [--host 127.0.0.1] [--port 5683] [--read-every
 """
 import argparse
 import asyncio
+import concurrent.futures
 import dataclasses
 import functools
 import inspect
@@ -423,6 +424,11 @@ class LwM2MServer:
                 future.cancel()
         self._waiters.clear()
         if self._context is not None:
+            # Let requests cancelled just now unwind first: aiocoap's shutdown would otherwise try
+            # to fail their already-cancelled futures (InvalidStateError). Unwinding takes three
+            # loop iterations (response future -> block-wise runner task -> inner request).
+            for _ in range(5):
+                await asyncio.sleep(0)
             context, self._context = self._context, None
             await context.shutdown()
 
@@ -558,7 +564,10 @@ class LwM2MServer:
                 self._waiters.remove(waiter)
                 break
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:  # a broken callback must not turn the Register into a 5.00
+                log.exception("on_event callback failed for %s", event.kind)
 
     def events_for(self, endpoint):
         """Every event of one endpoint, in order."""
@@ -611,7 +620,8 @@ class LwM2MServer:
         request = self._context.request(message, handle_blockwise=blockwise)
         done, _ = await asyncio.wait({request.response}, timeout=timeout)
         if not done:
-            request.response.cancel()  # stops aiocoap's retransmissions
+            request.response.cancel()
+            self._abandon(message)
             raise TimeoutError("%s: no response to %s %s within %s s"
                                % (reg.endpoint, message.code, "/" + "/".join(message.opt.uri_path), timeout))
         try:
@@ -622,6 +632,28 @@ class LwM2MServer:
             raise TimeoutError("%s: %s" % (reg.endpoint, e)) from None
         except aiocoap.error.NetworkError as e:
             raise ConnectionError("%s: %s" % (reg.endpoint, e)) from None
+
+    def _abandon(self, message):
+        """Forget a request we gave up on. aiocoap 0.4 keeps retransmitting a CON for ~93 s after its
+        response future is cancelled, and with NSTART=1 holds every later request to the same
+        client back until then; so drop its exchange (or its place in the queue) and let the next
+        request go. Uses aiocoap's message-manager internals; skipped if they are not there. (For
+        a multi-block transfer only the first block is recognised here.)"""
+        for interface in self._context.request_interfaces:
+            manager = getattr(interface, "token_interface", None)
+            exchanges = getattr(manager, "_active_exchanges", None)
+            backlogs = getattr(manager, "_backlogs", None)
+            if exchanges is None or backlogs is None or message.mid is None:
+                continue
+            remote = message.remote
+            queue = backlogs.get(remote)
+            if queue:
+                queue[:] = [item for item in queue if item[0] is not message]
+            entry = exchanges.pop((remote, message.mid), None)
+            if entry is not None:
+                entry[1].cancel()  # the retransmission timer
+                if remote in backlogs:
+                    manager._continue_backlog(remote)
 
     def _message(self, reg, code, parts, payload=b"", content_format=None, accept=None, query=()):
         message = Message(code=code, payload=bytes(payload))  # confirmable: aiocoap's default
@@ -653,6 +685,8 @@ class LwM2MServer:
         """Python value of a response payload (see Result.value); parts is the request path."""
         if error:
             return payload.decode("utf-8", "replace") if payload else None
+        if not payload and content_format is None:
+            return None  # e.g. 2.04 Changed
         if content_format in codec.TLV_FORMATS:
             return self._decode_tlv(payload, parts)
         if content_format in codec.TEXT_FORMATS:
@@ -842,7 +876,7 @@ class ServerThread:
             return
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             log.warning("server shutdown took over 10 s; stopping its loop anyway")
         finally:
             self._halt_loop()
@@ -867,9 +901,9 @@ class ServerThread:
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             future.cancel()
-            raise
+            raise TimeoutError("no result from the server thread within %s s" % timeout) from None
 
     def _snapshot(self, function):
         async def run():

@@ -7,13 +7,18 @@ from micropython import const
 
 from .._compat import ticks_add, ticks_diff, urandom
 from ..errors import BadMessage
-from .message import Msg, Writer, CON, NON, ACK, RST
+from .message import Msg, Writer
+
+_CON = const(0)
+_NON = const(1)
+_ACK = const(2)
+_RST = const(3)
 
 ACK_TIMEOUT = const(2000)  # ms, §4.8
 ACK_RANDOM_MS = const(1000)  # ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
 MAX_RETRANSMIT = const(4)
 EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
-MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
+MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty _ACK
 _CACHE = const(4)  # responses kept for duplicate CONs; each costs one bytes object
 _TKL = const(4)
 
@@ -37,7 +42,7 @@ class Exchange:
         r = urandom(4)
         self.tok = r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3]
         # The one outstanding request (NSTART 1)
-        self.p_data = None  # bytes of a CON being retransmitted, None once ACKed or for NON
+        self.p_data = None  # bytes of a _CON being retransmitted, None once ACKed or for _NON
         self.p_mid = -1
         self.p_tok = -1  # token awaited; -1 = no request outstanding
         self.p_cb = None
@@ -55,7 +60,7 @@ class Exchange:
     def busy(self):
         return self.p_tok >= 0
 
-    def begin(self, code, mtype=CON):
+    def begin(self, code, mtype=_CON):
         """Start a request in the shared writer; add options/payload, then call `request(cb, now)`."""
         self.tok = (self.tok + 1) & 0xFFFFFFFF
         self.mid = (self.mid + 1) & 0xFFFF
@@ -63,12 +68,12 @@ class Exchange:
         return self.tx
 
     def request(self, cb, now):
-        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or RST."""
+        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or _RST."""
         tx = self.tx
         self.p_mid = self.mid
         self.p_tok = self.tok
         self.p_cb = cb
-        if tx.buf[0] >> 4 & 3 == CON:
+        if tx.buf[0] >> 4 & 3 == _CON:
             self.p_data = bytes(tx.buf[: tx.n])
             self.p_tries = 0
             self.p_wait = ACK_TIMEOUT + (_rand16() % ACK_RANDOM_MS)
@@ -120,56 +125,56 @@ class Exchange:
         try:
             m.decode(data, n)
         except BadMessage as e:
-            # §4.2/§4.3: reject a malformed CON with RST; anything else is silently dropped.
+            # §4.2/§4.3: reject a malformed _CON with _RST; anything else is silently dropped.
             if self.log:
                 self.log("bad message: %s" % e)
-            if n >= 4 and data[0] >> 4 == 4:  # version 1, type CON
-                self._empty(RST, data[2] << 8 | data[3])
+            if n >= 4 and data[0] >> 4 == 4:  # version 1, type _CON
+                self._empty(_RST, data[2] << 8 | data[3])
             return
         t = m.type
         code = m.code
         mid = m.mid
-        if code == 0:  # Empty: ping, or ACK/RST of our request
-            if t == CON:
-                self._empty(RST, mid)
+        if code == 0:  # Empty: ping, or _ACK/_RST of our request
+            if t == _CON:
+                self._empty(_RST, mid)
             elif mid == self.p_mid and self.p_tok >= 0:
-                if t == RST:
+                if t == _RST:
                     self._finish(None)
-                elif t == ACK:  # separate response follows (§5.2.2); stop retransmitting
+                elif t == _ACK:  # separate response follows (§5.2.2); stop retransmitting
                     self.p_data = None
                     self.p_due = ticks_add(now, MAX_TRANSMIT_WAIT)
         elif code < 32:  # a request
-            if t == CON:
+            if t == _CON:
                 cm = self.c_mid
                 for k in range(_CACHE):
                     if cm[k] == mid and ticks_diff(self.c_exp[k], now) > 0:
                         d = self.c_data[k]  # duplicate: same answer again, no second execution
                         self.send(d, len(d))
                         return
-            elif t != NON:
-                return  # a request in an ACK or RST is meaningless: drop
+            elif t != _NON:
+                return  # a request in an _ACK or _RST is meaningless: drop
             tx = self.tx
-            if t == NON:
+            if t == _NON:
                 self.mid = mid = (self.mid + 1) & 0xFFFF
-            tx.header(ACK if t == CON else NON, 0, mid, m.token(), m.tkl)
+            tx.header(_ACK if t == _CON else _NON, 0, mid, m.token(), m.tkl)
             self.handler(m, tx)
             self.send(tx.buf, tx.n)
-            if t == CON:
+            if t == _CON:
                 k = self.c_next
                 self.c_next = (k + 1) % _CACHE
                 self.c_mid[k] = mid
                 self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
                 self.c_data[k] = bytes(tx.buf[: tx.n])
-        else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
+        else:  # a response: piggybacked in an _ACK, or separate (_CON/_NON) matched by token
             mine = self.p_tok >= 0 and m.token() == self.p_tok
-            if t == ACK:
+            if t == _ACK:
                 if mine and mid == self.p_mid:
                     self._finish(m)
                 return
-            if t == RST:
+            if t == _RST:
                 return
-            if t == CON:
-                self._empty(ACK if mine else RST, mid)
+            if t == _CON:
+                self._empty(_ACK if mine else _RST, mid)
             if mine:
                 self._finish(m)
 

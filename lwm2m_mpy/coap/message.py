@@ -4,33 +4,9 @@ from array import array
 
 from ..errors import BadMessage, CoapError
 
-CON = const(0)
-NON = const(1)
-ACK = const(2)
-RST = const(3)
-
-# Option numbers (RFC 7252 §5.10, RFC 7641, RFC 7959)
-IF_MATCH = const(1)
-URI_HOST = const(3)
-ETAG = const(4)
-IF_NONE_MATCH = const(5)
-OBSERVE = const(6)
-URI_PORT = const(7)
-LOCATION_PATH = const(8)
-URI_PATH = const(11)
-CONTENT_FORMAT = const(12)
-MAX_AGE = const(14)
-URI_QUERY = const(15)
-ACCEPT = const(17)
-LOCATION_QUERY = const(20)
-BLOCK2 = const(23)
-BLOCK1 = const(27)
-SIZE2 = const(28)
-PROXY_URI = const(35)
-PROXY_SCHEME = const(39)
-SIZE1 = const(60)
-
-MAX_OPTIONS = const(24)  # more than any LwM2M request carries; a longer list is answered 4.00
+# Module-private numbers (the underscore lets mpy-cross inline them: no RAM). Option numbers live
+# with the modules that use them (RFC 7252 §5.10, RFC 7641, RFC 7959).
+_MAX_OPTIONS = const(24)  # more than any LwM2M request carries; a longer list is answered 4.00
 _MARKER = const(0xFF)
 
 
@@ -42,9 +18,9 @@ class Msg:
         self.n = 0
         self.type = self.code = self.mid = self.tkl = 0
         self.count = 0  # options decoded
-        self.onum = array("H", bytes(2 * MAX_OPTIONS))
-        self.ooff = array("H", bytes(2 * MAX_OPTIONS))
-        self.olen = array("H", bytes(2 * MAX_OPTIONS))
+        self.onum = array("H", bytes(2 * _MAX_OPTIONS))
+        self.ooff = array("H", bytes(2 * _MAX_OPTIONS))
+        self.olen = array("H", bytes(2 * _MAX_OPTIONS))
         self.pl = 0  # payload offset; payload is buf[pl:n]
 
     def decode(self, buf, n):
@@ -114,7 +90,7 @@ class Msg:
                 raise BadMessage("truncated option value")
             if num > 0xFFFF:
                 raise BadMessage("option number too large")
-            if k == MAX_OPTIONS:
+            if k == _MAX_OPTIONS:
                 raise BadMessage("too many options")
             onum[k] = num
             ooff[k] = i

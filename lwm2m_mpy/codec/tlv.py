@@ -5,10 +5,10 @@ import struct
 from ..errors import CoapError
 
 # Identifier types (bits 7-6 of the type byte)
-INSTANCE = const(0)
-RES_INSTANCE = const(1)
-MULTI_RES = const(2)
-RESOURCE = const(3)
+_INSTANCE = const(0)
+_RES_INSTANCE = const(1)
+_MULTI_RES = const(2)
+_RESOURCE = const(3)
 
 # Resource types as in the static tables (docs/design.md)
 _STRING = const(1)
@@ -113,67 +113,3 @@ def close_(w, mark, kind, ident):
         mv = memoryview(buf)
         mv[end : end + ln] = mv[start : start + ln]
     w.n = end + ln
-
-
-def next_entry(buf, i, end):
-    """Decode the entry at buf[i]; returns (kind, id, value offset, value length, next offset)."""
-    if i >= end:
-        raise CoapError(128, "TLV truncated")
-    t = buf[i]
-    i += 1
-    if t & 0x20:
-        if i + 2 > end:
-            raise CoapError(128, "TLV truncated")
-        ident = buf[i] << 8 | buf[i + 1]
-        i += 2
-    else:
-        if i >= end:
-            raise CoapError(128, "TLV truncated")
-        ident = buf[i]
-        i += 1
-    k = t >> 3 & 3
-    if k == 0:
-        ln = t & 7
-    else:
-        if i + k > end:
-            raise CoapError(128, "TLV truncated")
-        ln = 0
-        while k:
-            ln = ln << 8 | buf[i]
-            i += 1
-            k -= 1
-    if i + ln > end:
-        raise CoapError(128, "TLV length beyond payload")
-    return t >> 6, ident, i, ln, i + ln
-
-
-def parse_value(buf, off, ln, rtype):
-    """Decode a TLV value field into a Python value of table type `rtype`; 4.00 when it cannot be."""
-    raw = bytes(buf[off : off + ln])
-    if rtype == _STRING or rtype == _CORELNK:
-        try:
-            return str(raw, "utf-8")
-        except UnicodeError:
-            raise CoapError(128, "string is not UTF-8")
-    if rtype == _OPAQUE:
-        return raw
-    if rtype == _BOOLEAN:
-        if ln != 1 or raw[0] > 1:
-            raise CoapError(128, "bad boolean")
-        return raw[0] == 1
-    if rtype == _FLOAT:
-        if ln == 4:
-            return struct.unpack(">f", raw)[0]
-        if ln == 8:
-            return struct.unpack(">d", raw)[0]
-        raise CoapError(128, "bad float length")
-    if rtype == _OBJLNK:
-        if ln != 4:
-            raise CoapError(128, "bad objlnk length")
-        return struct.unpack(">HH", raw)
-    if ln not in (1, 2, 4, 8):
-        raise CoapError(128, "bad integer length")
-    v = int.from_bytes(raw, "big")
-    if rtype != _UNSIGNED and raw[0] & 0x80:
-        v -= 1 << (8 * ln)
-    return v

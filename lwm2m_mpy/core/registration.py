@@ -2,7 +2,11 @@
 from micropython import const
 
 from .._compat import ticks_add, ticks_diff
-from ..coap.message import URI_PATH, URI_QUERY, CONTENT_FORMAT, LOCATION_PATH
+
+_URI_PATH = const(11)
+_URI_QUERY = const(15)
+_CONTENT_FORMAT = const(12)
+_LOCATION_PATH = const(8)
 
 _POST = const(2)
 _DELETE = const(4)
@@ -81,22 +85,22 @@ class Registration:
         w = self.ex.begin(_POST)
         if update:  # §6.2.2: only what changed since the last Register/Update
             for seg in self.location:
-                w.option(URI_PATH, seg)
+                w.option(_URI_PATH, seg)
             slt, sb, slinks = self.sent
             q = []
             if links != slinks:
-                w.option(CONTENT_FORMAT, _LINK)
+                w.option(_CONTENT_FORMAT, _LINK)
             if lt != slt:
                 q.append("lt=%d" % lt)
             if b != sb:
                 q.append("b=" + b)
         else:
-            w.option(URI_PATH, "rd")
-            w.option(CONTENT_FORMAT, _LINK)
+            w.option(_URI_PATH, "rd")
+            w.option(_CONTENT_FORMAT, _LINK)
             slinks = None
             q = ["ep=" + self.ep, "lt=%d" % lt, "lwm2m=" + self.version, "b=" + b]
         for s in q:
-            w.option(URI_QUERY, s)
+            w.option(_URI_QUERY, s)
         if links != slinks:
             w.marker()
             if self.root_link and not update:
@@ -125,7 +129,7 @@ class Registration:
         if code == 65 and st == REGISTERING or code == 68 and st == REGISTERED:
             if code == 65:
                 loc = []
-                for seg in m.strings(LOCATION_PATH):
+                for seg in m.strings(_LOCATION_PATH):
                     loc.extend(seg.split("/"))  # one server sends "rd/1" as a single option
                 self.location = [s for s in loc if s]
                 self.state = REGISTERED
@@ -161,7 +165,7 @@ class Registration:
         self.state = DEREGISTERING
         w = self.ex.begin(_DELETE)
         for seg in self.location:
-            w.option(URI_PATH, seg)
+            w.option(_URI_PATH, seg)
         if self.log:
             self.log("deregister /" + "/".join(self.location))
         self.ex.request(self._answer, now)

@@ -4,14 +4,14 @@ from micropython import const
 from ..errors import CoapError
 
 # Resource flags in a table record
-R = const(1)
-W = const(2)
-E = const(4)
-MULTI = const(8)
-MANDATORY = const(16)
+_R = const(1)
+_W = const(2)
+_E = const(4)
+_MULTI = const(8)
+_MANDATORY = const(16)
 # Object flags
-OBJ_MULTI = const(1)
-OBJ_MANDATORY = const(2)
+_OBJ_MULTI = const(1)
+_OBJ_MANDATORY = const(2)
 
 _NOT_FOUND = const(132)
 _GET = const(0)  # hook kinds (key = kind << 32 | iid << 16 | rid)

@@ -10,28 +10,33 @@ from .._compat import udp_send, udp_recv
 
 
 class UDP:
+    """send(buf, n), recv() -> bytes or None, wait(ms) -> readable?, close(); `sock` for asyncio."""
+
     def __init__(self, host, port, size=1152, sock_api=socket):
         ai = sock_api.getaddrinfo(host, port, 0, sock_api.SOCK_DGRAM)[0]
-        self.sock = sock_api.socket(ai[0], sock_api.SOCK_DGRAM)
-        self.sock.connect(ai[-1])
-        self.sock.setblocking(False)
-        self.size = size
+        self.sock = s = sock_api.socket(ai[0], sock_api.SOCK_DGRAM)
+        s.connect(ai[-1])
+        s.setblocking(False)
+        self.buf = bytearray(size)  # receive buffer where the port has recv_into
         self.poller = select.poll()
-        self.poller.register(self.sock, select.POLLIN)
+        self.poller.register(s, select.POLLIN)
 
     def send(self, buf, n):
         try:
             udp_send(self.sock, buf, n)
-        except OSError as e:  # e.g. ECONNREFUSED left by an earlier ICMP: CoAP retransmission copes
-            print("udp send failed: %s" % e)
+        except OSError as e:  # ECONNREFUSED left by an earlier ICMP error: CoAP retransmission copes
+            print("udp send: %s" % e)
 
     def wait(self, timeout_ms):
-        for _, ev in self.poller.ipoll(timeout_ms) if hasattr(self.poller, "ipoll") else self.poller.poll(timeout_ms):
-            return True
-        return False
+        return bool(self.poller.poll(timeout_ms))
 
     def recv(self):
-        return udp_recv(self.sock, self.size)
+        try:
+            return udp_recv(self.sock, self.buf)
+        except OSError as e:
+            if e.args[0] == 11:  # EAGAIN: nothing waiting
+                return None
+            raise
 
     def close(self):
         self.sock.close()

@@ -1,0 +1,217 @@
+"""Write, Create, Delete and Execute (LwM2M 1.1 Core §6.3.3-6.3.7): the operations that change the store.
+
+Imported by core/dm.py on the first such request, so a device that is only registered and read keeps
+this code out of its heap.
+"""
+from micropython import const
+
+from ..errors import CoapError
+from ..codec import text
+from ..codec.tlv_reader import next_entry, parse_value
+from .dm import resource, TEXT_FMTS, OPAQUE_FMTS, TLV_FMTS
+
+# Table flags (docs/design.md) and TLV kinds (Core §7.4.3), private so they cost no RAM
+_R = const(1)
+_W = const(2)
+_E = const(4)
+_MULTI = const(8)
+_MANDATORY = const(16)
+_OBJ_MULTI = const(1)
+_OBJ_MANDATORY = const(2)
+
+_CONTENT_FORMAT = const(12)
+_LOCATION_PATH = const(8)
+
+_OPAQUE_T = const(6)
+_EXE_HOOK = const(2)
+# TLV identifier types (Core §7.4.3)
+_INSTANCE = const(0)
+_RES_INSTANCE = const(1)
+_MULTI_RES = const(2)
+_RESOURCE = const(3)
+
+
+def decode(dm, obj, m, need, plen):
+    """Payload -> list of (rid, value or {riid: value}) after checking every target; nothing applied yet."""
+    cf = m.uint(_CONTENT_FORMAT)
+    if m.pl == m.n:
+        raise CoapError(128, "no payload")
+    path = dm.path
+    buf = m.buf
+    if cf is None:
+        raise CoapError(128, "Content-Format missing")
+    if cf in TEXT_FMTS or cf in OPAQUE_FMTS:
+        if plen < 3:
+            raise CoapError(143, "format %d needs a resource path" % cf)
+        rtype, flags = resource(obj, path[2], need)
+        if (cf in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
+            raise CoapError(143, "format %d does not fit the resource type" % cf)
+        raw = m.payload()
+        v = bytes(raw) if rtype == _OPAQUE_T else text.parse_value(raw, rtype)
+        if (plen == 4) != bool(flags & _MULTI):
+            raise CoapError(128, "single/multiple resource mismatch")
+        return [(path[2], {path[3]: v} if plen == 4 else v)]
+    if cf not in TLV_FMTS:
+        raise CoapError(143, "format %d not supported" % cf)
+    out = []
+    i = m.pl
+    end = m.n
+    while i < end:
+        kind, ident, vo, vl, i = next_entry(buf, i, end)
+        if kind == _INSTANCE:  # some servers wrap an instance write in its instance entry
+            if plen != 2 or ident != path[1]:
+                raise CoapError(128, "TLV instance does not match the path")
+            j = vo
+            while j < vo + vl:
+                kind, rid, ro, rl, j = next_entry(buf, j, vo + vl)
+                out.append(tlv_item(dm, obj, buf, kind, rid, ro, rl, need))
+        elif kind == _RES_INSTANCE:
+            if plen != 4:
+                raise CoapError(128, "resource instance outside a multiple resource")
+            rtype, flags = resource(obj, path[2], need)
+            if not flags & _MULTI or ident != path[3]:
+                raise CoapError(128, "resource instance does not match the path")
+            out.append((path[2], {ident: parse_value(buf, vo, vl, rtype)}))
+        else:
+            if plen >= 3 and ident != path[2]:
+                raise CoapError(128, "TLV resource does not match the path")
+            out.append(tlv_item(dm, obj, buf, kind, ident, vo, vl, need))
+    return out
+
+
+def tlv_item(dm, obj, buf, kind, rid, vo, vl, need):
+    rtype, flags = resource(obj, rid, need)
+    if kind == _RESOURCE:
+        if flags & _MULTI:
+            raise CoapError(128, "resource %d is multiple" % rid)
+        return rid, parse_value(buf, vo, vl, rtype)
+    if kind != _MULTI_RES or not flags & _MULTI:
+        raise CoapError(128, "resource %d is single" % rid)
+    d = {}
+    j = vo
+    while j < vo + vl:
+        k, riid, ro, rl, j = next_entry(buf, j, vo + vl)
+        if k != _RES_INSTANCE:
+            raise CoapError(128, "bad entry in multiple resource")
+        d[riid] = parse_value(buf, ro, rl, rtype)
+    return rid, d
+
+
+def write(dm, obj, m, replace):
+    path = dm.path
+    plen = dm.plen
+    if plen < 2:
+        raise CoapError(133, "write on an object")
+    iid = path[1]
+    inst = obj.instance(iid)
+    items = decode(dm, obj, m, _W, plen)
+    if replace and plen == 2:  # §6.3.3 replace: writable optional resources not given are removed
+        given = [rid for rid, _ in items]
+        for rid in list(inst):
+            f = obj.res(rid)[1]
+            if f & _W and not f & _MANDATORY and rid not in given:
+                del inst[rid]
+    for rid, v in items:
+        if isinstance(v, dict) and not (replace and plen == 3):
+            merged = dict(inst.get(rid) or {})  # partial update / single instance: keep the others
+            merged.update(v)
+            v = merged
+        obj.put(iid, rid, v)
+        if dm.changed:
+            dm.changed(obj.oid, iid, rid)
+    return 68
+
+
+def create(dm, obj, m, w):
+    cf = m.uint(_CONTENT_FORMAT)
+    if cf not in TLV_FMTS:
+        raise CoapError(143 if m.pl < m.n else 128, "Create needs a TLV payload")
+    buf = m.buf
+    kind, ident, vo, vl, nxt = next_entry(buf, m.pl, m.n)
+    if kind == _INSTANCE:  # the server chose the instance id
+        if nxt != m.n:
+            raise CoapError(128, "one instance per Create")
+        iid = ident
+        start = vo
+        end = vo + vl
+    else:
+        iid = 0
+        while iid in obj.inst:
+            iid += 1
+        start = m.pl
+        end = m.n
+    if iid in obj.inst or (obj.inst and not obj.t[2] & _OBJ_MULTI):
+        raise CoapError(128, "instance /%d/%d exists" % (obj.oid, iid))
+    values = {}
+    i = start
+    while i < end:
+        kind, rid, ro, rl, i = next_entry(buf, i, end)
+        rid, v = tlv_item(dm, obj, buf, kind, rid, ro, rl, _R | _W)
+        values[rid] = v
+    for rid in obj.rids():  # §6.3.6: a new instance must carry its mandatory resources
+        f = obj.res(rid)[1]
+        if f & _MANDATORY and f & (_R | _W) and rid not in values:
+            raise CoapError(128, "mandatory resource %d missing" % rid)
+    obj.inst[iid] = values
+    w.option(_LOCATION_PATH, str(obj.oid))
+    w.option(_LOCATION_PATH, str(iid))
+    if dm.log:
+        dm.log("created /%d/%d" % (obj.oid, iid))
+    if dm.changed:
+        dm.changed(obj.oid, iid, None)
+    return 65
+
+
+def delete(dm, obj):
+    iid = dm.path[1]
+    obj.instance(iid)
+    if obj.t[2] & _OBJ_MANDATORY and not obj.t[2] & _OBJ_MULTI:
+        raise CoapError(133, "instance /%d/%d may not be deleted" % (obj.oid, iid))
+    del obj.inst[iid]
+    for key in [k for k in dm.attrs if len(k) > 1 and k[0] == obj.oid and k[1] == iid]:
+        del dm.attrs[key]
+    if dm.log:
+        dm.log("deleted /%d/%d" % (obj.oid, iid))
+    if dm.changed:
+        dm.changed(obj.oid, iid, None)
+    return 66
+
+# -- Execute -----------------------------------------------------------------------------------
+
+def execute(dm, obj, m):
+    path = dm.path
+    obj.instance(path[1])
+    resource(obj, path[2], _E)
+    fn = obj.hook(_EXE_HOOK, path[1], path[2])
+    if fn is None:
+        raise CoapError(133, "nothing to execute")
+    args = str(bytes(m.payload()), "utf-8") if m.pl < m.n else ""
+    check_args(args)
+    if dm.log:
+        dm.log("execute /%d/%d/%d %s" % (obj.oid, path[1], path[2], args))
+    fn(args)
+    return 68
+
+# -- Discover and Write-Attributes -------------------------------------------------------------
+
+def check_args(args):
+    """Execute arguments (§5.4.5): `d[='text'][,d[='text']]...` with digits 0-9; 4.00 otherwise."""
+    i = 0
+    n = len(args)
+    while i < n:
+        if not "0" <= args[i] <= "9":
+            raise CoapError(128, "bad execute arguments")
+        i += 1
+        if i < n and args[i] == "=":
+            if i + 1 >= n or args[i + 1] != "'":
+                raise CoapError(128, "bad execute arguments")
+            j = args.find("'", i + 2)
+            if j < 0:
+                raise CoapError(128, "bad execute arguments")
+            i = j + 1
+        if i < n:
+            if args[i] != ",":
+                raise CoapError(128, "bad execute arguments")
+            i += 1
+            if i == n:
+                raise CoapError(128, "bad execute arguments")
