@@ -1,47 +1,43 @@
-"""Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME"""
+"""Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME
+
+Options (README "Command line" has the full story):
+  --server URI  --endpoint NAME  --lifetime S  --binding B  --lwm2m 1.1|1.0  --root-link
+  --retry S  --seconds S  --board unix  --quiet  --help
+"""
 import sys
 
-USAGE = """usage: micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME [options]
-  --server URI        LwM2M server (coap://, default coap://127.0.0.1:5683)
-  --endpoint NAME     endpoint client name (default lwm2m-mpy)
-  --lifetime S        registration lifetime in seconds (default 300)
-  --binding B         binding mode sent in Register (default U)
-  --lwm2m VERSION     LwM2M version in Register: 1.1 (default) or 1.0
-  --root-link         also send </>;rt="oma.lwm2m" in the object list
-  --retry S           first retry delay after a failed Register, doubling each time (default 60)
-  --seconds S         stop (and de-register) after S seconds (default: run until Ctrl-C)
-  --board NAME        board profile (default unix)
-  --quiet             no log lines"""
+# The transmit buffer first, while the heap is one piece: on a 48 KiB heap a 1152-byte block may not
+# be found any more once the code is loaded.
+_TX = bytearray(1152)
 
 
 def main(argv):
     opts = {"server": "coap://127.0.0.1:5683", "endpoint": "lwm2m-mpy", "lifetime": "300", "binding": "U",
-            "lwm2m": "1.1", "retry": "60", "seconds": None, "board": "unix"}
-    flags = {"root-link": False, "quiet": False}
+            "lwm2m": "1.1", "retry": "60", "seconds": None, "board": "unix", "root-link": None, "quiet": None}
     i = 0
     while i < len(argv):
-        a = argv[i]
-        if a in ("-h", "--help"):
-            print(USAGE)
-            return 0
-        key = a[2:] if a.startswith("--") else None
-        if key in flags:
-            flags[key] = True
-        elif key in opts and i + 1 < len(argv):
-            i += 1
-            opts[key] = argv[i]
+        key = argv[i][2:]
+        if argv[i][:2] != "--" or key not in opts:
+            print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
+                  " [--binding U] [--lwm2m 1.1|1.0] [--root-link] [--retry S] [--seconds S] [--board unix] [--quiet]")
+            return 0 if argv[i] in ("-h", "--help") else 2
+        if key in ("root-link", "quiet"):  # flags
+            opts[key] = True
         else:
-            print("unknown or incomplete option: %s\n%s" % (a, USAGE))
-            return 2
+            i += 1
+            if i == len(argv):
+                print("--%s needs a value" % key)
+                return 2
+            opts[key] = argv[i]
         i += 1
     if opts["board"] != "unix":
         print("unknown board %s (available: unix)" % opts["board"])
         return 2
     from lwm2m_mpy import Client
 
-    log = None if flags["quiet"] else (lambda msg: print("lwm2m:", msg))
-    client = Client(opts["endpoint"], opts["server"], lifetime=int(opts["lifetime"]), binding=opts["binding"],
-                    version=opts["lwm2m"], log=log, root_link=flags["root-link"], retry_s=int(opts["retry"]))
+    client = Client(opts["endpoint"], opts["server"], int(opts["lifetime"]), opts["binding"], opts["lwm2m"],
+                    log=None if opts["quiet"] else lambda msg: print("lwm2m:", msg),
+                    root_link=bool(opts["root-link"]), retry_s=int(opts["retry"]), buffer=_TX)
     client.run(None if opts["seconds"] is None else float(opts["seconds"]))
     return 0
 

@@ -22,7 +22,7 @@ if IS_MICROPYTHON:
         sock.write(buf, n)  # stream write with a length: one datagram, no slice object
 
     def udp_recv(sock, buf):
-        return sock.recv(len(buf))  # esp32/rp2/unix have no recv_into for UDP
+        return sock.recv(buf)  # buf is a size here: esp32/rp2/unix have no recv_into for UDP
 
 else:
     from ._compat_other import *  # noqa: F401,F403

@@ -18,7 +18,7 @@ ACK_TIMEOUT = const(2000)  # ms, §4.8
 ACK_RANDOM_MS = const(1000)  # ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
 MAX_RETRANSMIT = const(4)
 EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
-MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty _ACK
+MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
 _CACHE = const(4)  # responses kept for duplicate CONs; each costs one bytes object
 _TKL = const(4)
 
@@ -42,7 +42,7 @@ class Exchange:
         r = urandom(4)
         self.tok = r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3]
         # The one outstanding request (NSTART 1)
-        self.p_data = None  # bytes of a _CON being retransmitted, None once ACKed or for _NON
+        self.p_data = None  # bytes of a CON being retransmitted, None once ACKed or for NON
         self.p_mid = -1
         self.p_tok = -1  # token awaited; -1 = no request outstanding
         self.p_cb = None
@@ -54,6 +54,8 @@ class Exchange:
         self.c_exp = [0] * _CACHE
         self.c_data = [None] * _CACHE
         self.c_next = 0
+        self.sep_mid = -1  # MID of the last separate CON response we acknowledged
+        self.sep_mid = -1  # MID of the last separate CON response we acknowledged
         self.now = 0
 
     # -- outgoing requests -------------------------------------------------------------------------
@@ -68,7 +70,7 @@ class Exchange:
         return self.tx
 
     def request(self, cb, now):
-        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or _RST."""
+        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or RST."""
         tx = self.tx
         self.p_mid = self.mid
         self.p_tok = self.tok
@@ -125,16 +127,16 @@ class Exchange:
         try:
             m.decode(data, n)
         except BadMessage as e:
-            # §4.2/§4.3: reject a malformed _CON with _RST; anything else is silently dropped.
+            # §4.2/§4.3: reject a malformed CON with RST; anything else is silently dropped.
             if self.log:
                 self.log("bad message: %s" % e)
-            if n >= 4 and data[0] >> 4 == 4:  # version 1, type _CON
+            if n >= 4 and data[0] >> 4 == 4:  # version 1, type CON
                 self._empty(_RST, data[2] << 8 | data[3])
             return
         t = m.type
         code = m.code
         mid = m.mid
-        if code == 0:  # Empty: ping, or _ACK/_RST of our request
+        if code == 0:  # Empty: ping, or ACK/RST of our request
             if t == _CON:
                 self._empty(_RST, mid)
             elif mid == self.p_mid and self.p_tok >= 0:
@@ -152,7 +154,7 @@ class Exchange:
                         self.send(d, len(d))
                         return
             elif t != _NON:
-                return  # a request in an _ACK or _RST is meaningless: drop
+                return  # a request in an ACK or RST is meaningless: drop
             tx = self.tx
             if t == _NON:
                 self.mid = mid = (self.mid + 1) & 0xFFFF
@@ -165,8 +167,9 @@ class Exchange:
                 self.c_mid[k] = mid
                 self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
                 self.c_data[k] = bytes(tx.buf[: tx.n])
-        else:  # a response: piggybacked in an _ACK, or separate (_CON/_NON) matched by token
-            mine = self.p_tok >= 0 and m.token() == self.p_tok
+        else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
+            # Tokens are byte strings (§5.3.1): ours are always TKL bytes, so length and value must match
+            mine = self.p_tok >= 0 and m.tkl == _TKL and m.token() == self.p_tok
             if t == _ACK:
                 if mine and mid == self.p_mid:
                     self._finish(m)
@@ -174,7 +177,10 @@ class Exchange:
             if t == _RST:
                 return
             if t == _CON:
-                self._empty(_ACK if mine else _RST, mid)
+                # §4.5: a duplicate of a separate response we took already is acknowledged again
+                self._empty(_ACK if mine or mid == self.sep_mid else _RST, mid)
+                if mine:
+                    self.sep_mid = mid
             if mine:
                 self._finish(m)
 

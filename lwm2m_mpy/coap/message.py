@@ -6,7 +6,7 @@ from ..errors import BadMessage, CoapError
 
 # Module-private numbers (the underscore lets mpy-cross inline them: no RAM). Option numbers live
 # with the modules that use them (RFC 7252 §5.10, RFC 7641, RFC 7959).
-_MAX_OPTIONS = const(24)  # more than any LwM2M request carries; a longer list is answered 4.00
+_MAX_OPTIONS = const(24)  # more than any LwM2M request carries; a longer list is a format error (RST)
 _MARKER = const(0xFF)
 
 
@@ -152,7 +152,9 @@ class Writer:
     """Builds one message at a time in a buffer allocated once (RFC 7252 §3 encoding)."""
 
     def __init__(self, size):
-        self.buf = bytearray(size)
+        # A bytearray is used as it is: an app on a small heap allocates it before anything else,
+        # while the heap is still in one piece (see README "Memory").
+        self.buf = size if isinstance(size, bytearray) else bytearray(size)
         self.n = 0
         self.last = 0  # last option number written (options must go in ascending order)
 
@@ -190,12 +192,14 @@ class Writer:
         self.last = num
         buf = self.buf
         i = self.n
-        if i + 5 + ln > len(buf):
+        need = 1 + ln + (2 if d >= 269 else d >= 13) + (2 if ln >= 269 else ln >= 13)
+        if i + need > len(buf):
             raise CoapError(160, "message too large")
         h = i
         buf[h] = 0
         i += 1
-        for x in (d, ln):  # delta, then length: 13 and 14 mean one or two extension bytes (§3.1)
+        x = d
+        for _ in range(2):  # delta, then length: nibbles 13/14 mean 1/2 extension bytes (§3.1)
             if x >= 269:
                 buf[i] = (x - 269) >> 8
                 buf[i + 1] = (x - 269) & 255
@@ -206,6 +210,7 @@ class Writer:
                 i += 1
                 x = 13
             buf[h] = buf[h] << 4 | x
+            x = ln
         if isinstance(value, int):
             j = i + ln
             self.n = j

@@ -4,12 +4,24 @@ Sans-IO at its heart (`feed(data, now)`, `step(now) -> deadline`), with two thin
 `run()` (any port, CircuitPython included) and `await serve()` for asyncio applications (aio.py).
 """
 from micropython import const
+import gc
 
+# Collect between the big imports: the .mpy loader's short-lived objects otherwise stay scattered
+# between the long-lived ones, and a 48 KiB heap then has no room left for the client's buffers.
 from .._compat import ticks_ms, ticks_diff, ticks_add
 from ..coap.exchange import Exchange
-from .dm import DM
-from .store import Obj
-from .registration import Registration, REGISTERED, STOPPED
+
+gc.collect()
+from .dm import DM  # noqa: E402
+from .store import Obj  # noqa: E402
+
+gc.collect()
+from .registration import Registration, REGISTERED, STOPPED  # noqa: E402
+
+gc.collect()
+from ..objects import core  # noqa: E402
+
+gc.collect()
 
 _SET = const(1)
 _EXE = const(2)
@@ -29,8 +41,6 @@ class Client:
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
                  log=print, root_link=False, retry_s=60, buffer=1152, device=None):
-        from ..objects import security, server as server_obj, device as device_obj
-
         self.endpoint = endpoint
         self.server = server
         self.log = log
@@ -41,9 +51,7 @@ class Client:
         self._factory = None
         self.dm = DM(objs, self._changed, log)
         self.ex = Exchange(self._send, self.dm.handle, buffer, log)
-        security.add(self, server)
-        server_obj.add(self, lifetime, binding)
-        device_obj.add(self, **(device or {}))
+        core.add(self, server, lifetime, binding, **(device or {}))
         self.reg = Registration(self.ex, endpoint, objs, objs[1].inst[0], log, version, root_link,
                                 retry_s * 1000)
 
@@ -154,7 +162,8 @@ class Client:
     def open(self):
         """Create the UDP transport for `server` unless one was given."""
         if self.transport is None:
-            from ..transport.udp import UDP
+            gc.collect()  # the import below needs room (see the imports at the top)
+            from ..transport.udp import UDP  # imported here: a client given a transport never loads it
 
             scheme, _, rest = self.server.partition("://")
             if scheme != "coap":

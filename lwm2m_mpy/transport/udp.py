@@ -6,7 +6,7 @@ client must do with requests that do not come from its server.
 import socket
 import select
 
-from .._compat import udp_send, udp_recv
+from .._compat import udp_send, udp_recv, IS_MICROPYTHON
 
 
 class UDP:
@@ -17,7 +17,8 @@ class UDP:
         self.sock = s = sock_api.socket(ai[0], sock_api.SOCK_DGRAM)
         s.connect(ai[-1])
         s.setblocking(False)
-        self.buf = bytearray(size)  # receive buffer where the port has recv_into
+        # MicroPython's recv(size) allocates the datagram itself; recv_into ports need a buffer
+        self.buf = size if IS_MICROPYTHON else bytearray(size)
         self.poller = select.poll()
         self.poller.register(s, select.POLLIN)
 

@@ -1,0 +1,32 @@
+"""The mandatory objects (Core Appendix E): 0 Security, 1 Server, 3 Device, with their default behaviour.
+
+One module for the three, since every client has all three: each module costs heap of its own.
+"""
+import sys
+
+from .._compat import mem_free, mem_alloc, reset, unix_time
+from ..tables import o0, o1, o3
+
+
+def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy", model=None,
+        serial="0", firmware=None, reboot=None, factory_reset=None):
+    # 0 Security: the server account; mode 3 = NoSec until DTLS arrives, so the keys stay empty.
+    client.add(o0.T, 0, {0: uri, 1: False, 2: 3, 3: b"", 4: b"", 5: b"", 10: ssid})
+    # 1 Server: lifetime (1) and binding (7) are what Register/Update report; 6 = store notifications
+    client.add(o1.T, 0, {0: ssid, 1: lifetime, 6: True, 7: binding})
+    client.on_execute("/1/0/8", lambda args: client.update())  # Registration Update Trigger
+    # 3 Device
+    ver = "%d.%d.%d" % sys.implementation.version[:3]
+    client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,
+                         11: {0: 0},  # error code 0: no error
+                         16: binding, 19: ver})
+    offset = [0]  # a written Current Time shifts the clock instead of setting the RTC
+    client.bind("/3/0/13", get=lambda: unix_time() + offset[0],
+                set=lambda v: offset.__setitem__(0, v - unix_time()))
+    if mem_free:  # KiB, from the Python heap
+        client.bind("/3/0/10", get=lambda: mem_free() // 1024)
+        client.bind("/3/0/21", get=lambda: (mem_free() + mem_alloc()) // 1024)
+    # Reboot and factory reset answer 2.04 first, then act (Core §E.4: the response precedes them)
+    client.on_execute("/3/0/4", lambda args: client.later(reboot or reset or client.restart))
+    client.on_execute("/3/0/5", lambda args: client.later(factory_reset or client.factory_reset))
+    client.on_execute("/3/0/12", lambda args: client.set("/3/0/11", {0: 0}))
