@@ -18,6 +18,8 @@
 #   MPY_CROSS_FLAGS extra mpy-cross flags for `make mpy`          [empty]  e.g. MPY_CROSS_FLAGS=-O2
 #   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
 #   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
+#   HEAP            the client's heap in `make run` (-X heapsize)  [64k]
+#   CLIENT_ARGS     more client options for `make run`            [empty]  e.g. CLIENT_ARGS='--lifetime 60'
 # Environment read by the tests (not by make itself)
 #   LWM2M_MPY_TREE  set to build/mpy to run the micropython test items against the compiled tree
 #                   (`make test LWM2M_MPY_TREE=build/mpy`)
@@ -29,6 +31,8 @@ MPY_CROSS_FLAGS ?=
 HOST            ?= 127.0.0.1
 PORT            ?= 5683
 ENDPOINT        ?= lwm2m-mpy-demo
+HEAP            ?= 64k
+CLIENT_ARGS     ?=
 
 VENV       := .venv
 VENV_STAMP := $(VENV)/.stamp
@@ -76,7 +80,7 @@ test: setup mpy
 	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
 
 run: setup mpy
-	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) tools/run_demo.sh
+	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) CLIENT_ARGS='$(CLIENT_ARGS)' tools/run_demo.sh
 
 bench: setup mpy
 	$(VENV)/bin/python bench/run.py

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5683}
 ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
+HEAP=${HEAP:-64k}          # the client's MicroPython heap, like a small board's
+CLIENT_ARGS=${CLIENT_ARGS:-}  # more client options, e.g. CLIENT_ARGS="--lifetime 60"
 
 .venv/bin/python tools/lwm2m_server.py --port "$PORT" &
 server=$!
@@ -22,6 +24,9 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-# .frozen keeps the interpreter's frozen modules (asyncio) importable: MICROPYPATH replaces sys.path.
-MICROPYPATH=build/mpy:.frozen .venv/bin/micropython -m lwm2m_mpy \
-  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT"
+# Run from build/mpy: MicroPython puts the current directory first on sys.path, so from the repo root
+# it would import the .py sources instead of the compiled tree a board runs. .frozen keeps the
+# interpreter's frozen modules (asyncio) importable: MICROPYPATH replaces sys.path.
+cd build/mpy
+MICROPYPATH=.frozen ../../.venv/bin/micropython -X heapsize="$HEAP" -m lwm2m_mpy \
+  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT" $CLIENT_ARGS
