@@ -9,6 +9,21 @@
 import gc
 import sys
 
+
+# Count requests from the server (CON with a method code) through an instance attribute that
+# shadows Client.feed; removed again (with the closure) before the last measurement.
+def _count_requests(client, counter):
+    feed = client.feed
+
+    def counting_feed(data, now):
+        feed(data, now)  # the answer has been sent when this returns
+        if len(data) > 1 and (data[0] >> 4) & 3 == 0 and 1 <= data[1] <= 31:
+            counter[0] += 1
+
+    client.feed = counting_feed
+
+
+requests = [0]
 gc.collect()
 base = gc.mem_alloc()
 
@@ -23,19 +38,7 @@ client.open()
 gc.collect()
 opened = gc.mem_alloc()
 
-# Count requests from the server (CON with a method code) through an instance attribute that
-# shadows Client.feed; removed again before the last measurement.
-requests = [0]
-_feed = client.feed
-
-
-def _counting_feed(data, now):
-    _feed(data, now)  # the answer has been sent when this returns
-    if len(data) > 1 and (data[0] >> 4) & 3 == 0 and 1 <= data[1] <= 31:
-        requests[0] += 1
-
-
-client.feed = _counting_feed
+_count_requests(client, requests)
 limit = int(sys.argv[3]) * 1000 if len(sys.argv) > 3 else 20000
 start = ticks_ms()
 client.start(start)
@@ -43,7 +46,6 @@ while not (client.registered and requests[0]) and ticks_diff(ticks_ms(), start) 
     client.poll(ticks_ms())
 ok = client.registered and requests[0] > 0
 del client.feed
-del _feed, _counting_feed
 gc.collect()
 registered = gc.mem_alloc()
 

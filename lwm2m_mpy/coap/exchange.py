@@ -166,7 +166,7 @@ class Exchange:
                 self.c_next = (k + 1) % _CACHE
                 self.c_mid[k] = mid
                 self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
-                self.c_data[k] = bytes(tx.buf[: tx.n])
+                self.c_data[k] = tx.buf[: tx.n]  # a copy already: one allocation, not two
         else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
             # Tokens are byte strings (§5.3.1): ours are always TKL bytes, so length and value must match
             mine = self.p_tok >= 0 and m.tkl == _TKL and m.token() == self.p_tok

@@ -23,16 +23,6 @@ _CORELNK = const(9)
 _RESERVE = const(6)  # largest header: type byte + 16-bit id + 24-bit length
 
 
-def _int_len(v):
-    if -128 <= v < 128:
-        return 1
-    if -32768 <= v < 32768:
-        return 2
-    if -2147483648 <= v < 2147483648:
-        return 4
-    return 8
-
-
 def value_bytes(v, rtype):
     """The TLV value field for `v` of table type `rtype` (§7.4.3 data types). Allocates a small bytes."""
     if rtype == _STRING or rtype == _CORELNK:
@@ -47,15 +37,14 @@ def value_bytes(v, rtype):
     if rtype == _OBJLNK:
         return struct.pack(">HH", v[0], v[1])
     v = int(v)
+    n = 1  # 1, 2, 4 or 8 bytes: Unsigned Integer from 0, Integer and Time signed
     if rtype == _UNSIGNED:
-        n = 1 if v < 256 else 2 if v < 65536 else 4 if v < 4294967296 else 8
-        return v.to_bytes(n, "big")
-    n = _int_len(v)  # Integer and Time: signed, 1/2/4/8 bytes
+        while n < 8 and v >> (8 * n):
+            n *= 2
+    else:
+        while n < 8 and not -(1 << (8 * n - 1)) <= v < 1 << (8 * n - 1):
+            n *= 2
     return (v & ((1 << (8 * n)) - 1)).to_bytes(n, "big")
-
-
-def _header_len(ident, ln):
-    return 1 + (2 if ident > 255 else 1) + (0 if ln < 8 else 1 if ln < 256 else 2 if ln < 65536 else 3)
 
 
 def _write_header(buf, i, kind, ident, ln):
@@ -88,7 +77,7 @@ def write_value(w, kind, ident, data):
     """Write a complete entry with a known value (resource or resource instance)."""
     ln = len(data)
     i = w.n
-    if i + _header_len(ident, ln) + ln > len(w.buf):
+    if i + _RESERVE + ln > len(w.buf):  # the largest header: may refuse up to 4 bytes that would fit
         raise CoapError(160, "response too large")
     w.n = _write_header(w.buf, i, kind, ident, ln)
     w.put(data)

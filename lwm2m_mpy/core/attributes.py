@@ -31,7 +31,7 @@ def discover(dm, obj, w):
         raise CoapError(133, "discover on a resource instance")
     if plen >= 2:
         obj.instance(path[1])
-    if plen == 3 and (obj.res(path[2]) is None or not obj.present(path[1], path[2])):
+    if plen == 3 and (obj.res(path[2]) < 0 or not obj.present(path[1], path[2])):
         raise CoapError(132, "no resource %d" % path[2])
     w.option(_CONTENT_FORMAT, _LINK)
     s = w.marker()
@@ -47,7 +47,7 @@ def discover(dm, obj, w):
         for q in keys:
             if len(q) >= plen:
                 a = dm.attrs.get(q)
-                if len(q) == 3 and obj.res(q[2])[1] & _MULTI:  # dim: how many instances (§5.1.2)
+                if len(q) == 3 and obj.res(q[2]) & _MULTI:  # dim: how many instances (§5.1.2)
                     a = dict(a or {})
                     a["dim"] = len(obj.get(iid, q[2]))
                 put_link(w, q, a, first)
@@ -65,7 +65,7 @@ def write_attributes(dm, obj, m):
         obj.instance(path[1])
     rtype = None
     if plen >= 3:
-        rtype = resource(obj, path[2], _R)[0]
+        rtype = resource(obj, path[2], _R) >> 8
     key = tuple(path[:plen])
     new = dict(dm.attrs.get(key) or {})
     for q in m.strings(_URI_QUERY):

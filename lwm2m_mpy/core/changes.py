@@ -43,7 +43,9 @@ def decode(dm, obj, m, need, plen):
     if cf in TEXT_FMTS or cf in OPAQUE_FMTS:
         if plen < 3:
             raise CoapError(143, "format %d needs a resource path" % cf)
-        rtype, flags = resource(obj, path[2], need)
+        r = resource(obj, path[2], need)
+        rtype = r >> 8
+        flags = r & 255
         if (cf in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
             raise CoapError(143, "format %d does not fit the resource type" % cf)
         raw = m.payload()
@@ -68,7 +70,9 @@ def decode(dm, obj, m, need, plen):
         elif kind == _RES_INSTANCE:
             if plen != 4:
                 raise CoapError(128, "resource instance outside a multiple resource")
-            rtype, flags = resource(obj, path[2], need)
+            r = resource(obj, path[2], need)
+            rtype = r >> 8
+            flags = r & 255
             if not flags & _MULTI or ident != path[3]:
                 raise CoapError(128, "resource instance does not match the path")
             out.append((path[2], {ident: parse_value(buf, vo, vl, rtype)}))
@@ -80,7 +84,9 @@ def decode(dm, obj, m, need, plen):
 
 
 def tlv_item(dm, obj, buf, kind, rid, vo, vl, need):
-    rtype, flags = resource(obj, rid, need)
+    r = resource(obj, rid, need)
+    rtype = r >> 8
+    flags = r & 255
     if kind == _RESOURCE:
         if flags & _MULTI:
             raise CoapError(128, "resource %d is multiple" % rid)
@@ -108,7 +114,7 @@ def write(dm, obj, m, replace):
     if replace and plen == 2:  # §6.3.3 replace: writable optional resources not given are removed
         given = [rid for rid, _ in items]
         for rid in list(inst):
-            f = obj.res(rid)[1]
+            f = obj.res(rid) & 255
             if f & _W and not f & _MANDATORY and rid not in given:
                 del inst[rid]
     for rid, v in items:
@@ -149,7 +155,7 @@ def create(dm, obj, m, w):
         rid, v = tlv_item(dm, obj, buf, kind, rid, ro, rl, _R | _W)
         values[rid] = v
     for rid in obj.rids():  # §6.3.6: a new instance must carry its mandatory resources
-        f = obj.res(rid)[1]
+        f = obj.res(rid) & 255
         if f & _MANDATORY and f & (_R | _W) and rid not in values:
             raise CoapError(128, "mandatory resource %d missing" % rid)
     obj.inst[iid] = values

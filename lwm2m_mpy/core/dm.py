@@ -80,6 +80,7 @@ class DM:
         onum = m.onum
         path = self.path
         plen = 0
+        accept = None
         buf = m.buf
         for k in range(m.count):
             num = onum[k]
@@ -98,6 +99,8 @@ class DM:
                     raise CoapError(132, "no such path")
                 path[plen] = v
                 plen += 1
+            elif num == _ACCEPT:
+                accept = m.uint(_ACCEPT)
             elif num & 1 and num not in _KNOWN_CRITICAL:
                 raise CoapError(130, "unrecognised critical option %d" % num)
         self.plen = plen
@@ -110,8 +113,8 @@ class DM:
         if obj is None:
             raise CoapError(132, "no object %d" % path[0])
         if code == _GET:
-            if m.uint(_ACCEPT) != _LINK:
-                return self._read(obj, m, w)
+            if accept != _LINK:
+                return self._read(obj, accept, w)
             from . import attributes
 
             return attributes.discover(self, obj, w)
@@ -138,15 +141,16 @@ class DM:
         raise CoapError(133, "method not allowed here")
 
     # -- Read --------------------------------------------------------------------------------------
-    def _read(self, obj, m, w):
+    def _read(self, obj, accept, w):
         path = self.path
         plen = self.plen
-        accept = m.uint(_ACCEPT)
         single = False
         if plen >= 2:
             obj.instance(path[1])
         if plen >= 3:
-            rtype, flags = resource(obj, path[2], _R)
+            r = resource(obj, path[2], _R)
+            rtype = r >> 8
+            flags = r & 255
             v = obj.get(path[1], path[2])
             if plen == 4:
                 if not flags & _MULTI or path[3] not in v:
@@ -187,9 +191,9 @@ class DM:
 
     def _tlv_instance(self, obj, iid, w):
         for rid in obj.rids():
-            rtype, flags = obj.res(rid)
-            if flags & _R and obj.present(iid, rid):
-                self._tlv_resource(w, rid, rtype, flags, obj.get(iid, rid))
+            r = obj.res(rid)
+            if r & _R and obj.present(iid, rid):
+                self._tlv_resource(w, rid, r >> 8, r & 255, obj.get(iid, rid))
 
     def _tlv_resource(self, w, rid, rtype, flags, v):
         if flags & _MULTI:
@@ -202,10 +206,10 @@ class DM:
 
 
 def resource(obj, rid, need):
-    """(type, flags) of a defined resource that allows operation bit `need`; 4.04 / 4.05 otherwise."""
+    """`type << 8 | flags` of a defined resource that allows operation bit `need`; 4.04 / 4.05 otherwise."""
     r = obj.res(rid)
-    if r is None:
+    if r < 0:
         raise CoapError(132, "no resource %d" % rid)
-    if not r[1] & need:
+    if not r & need:
         raise CoapError(133, "operation not allowed on resource %d" % rid)
     return r

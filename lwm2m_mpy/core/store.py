@@ -29,7 +29,8 @@ class Obj:
         self.hooks = {}
 
     def res(self, rid):
-        """(type, flags) of resource `rid` by binary search in the table, or None if undefined."""
+        """`type << 8 | flags` of resource `rid` by binary search in the table (an int: no tuple to
+        allocate on every request), or -1 if the table does not define it."""
         t = self.t
         lo = 0
         hi = t[5] << 8 | t[6]
@@ -38,12 +39,12 @@ class Obj:
             o = 7 + 4 * mid
             r = t[o] << 8 | t[o + 1]
             if r == rid:
-                return t[o + 2], t[o + 3]
+                return t[o + 2] << 8 | t[o + 3]
             if r < rid:
                 lo = mid + 1
             else:
                 hi = mid
-        return None
+        return -1
 
     def rids(self):
         """All resource ids defined by the table, ascending."""
@@ -65,11 +66,13 @@ class Obj:
 
     def get(self, iid, rid):
         """Current value (a getter wins over a stored value); 4.04 if the resource is not instantiated."""
-        fn = self.hooks.get(iid << 16 | rid) if self.hooks else None  # _GET kind is 0: key without kind bits
-        if fn:
-            return fn()
-        d = self.instance(iid)
-        if rid in d:
+        hooks = self.hooks
+        if hooks:
+            fn = hooks.get(iid << 16 | rid)  # getters are hook kind 0: the key has no kind bits
+            if fn:
+                return fn()
+        d = self.inst.get(iid)
+        if d is not None and rid in d:
             return d[rid]
         raise CoapError(_NOT_FOUND, "no resource /%d/%d/%d" % (self.oid, iid, rid))
 

