@@ -146,14 +146,13 @@ class Exchange:
                     self.p_data = None
                     self.p_due = ticks_add(now, MAX_TRANSMIT_WAIT)
         elif code < 32:  # a request
-            if t == _CON:
-                cm = self.c_mid
-                for k in range(_CACHE):
-                    if cm[k] == mid and ticks_diff(self.c_exp[k], now) > 0:
-                        d = self.c_data[k]  # duplicate: same answer again, no second execution
-                        self.send(d, len(d))
-                        return
-            elif t != _NON:
+            if t == _CON and mid in self.c_mid:  # the membership test runs in C: cheap when absent
+                k = self.c_mid.index(mid)
+                if ticks_diff(self.c_exp[k], now) > 0:
+                    d = self.c_data[k]  # duplicate: same answer again, no second execution
+                    self.send(d, len(d))
+                    return
+            if t > _NON:
                 return  # a request in an ACK or RST is meaningless: drop
             tx = self.tx
             if t == _NON:

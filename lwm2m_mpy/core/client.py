@@ -50,7 +50,7 @@ class Client:
         self._later = []
         self._factory = None
         self.dm = DM(objs, self._changed, log)
-        self.ex = Exchange(self._send, self.dm.handle, buffer, log)
+        self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
         core.add(self, server, lifetime, binding, **(device or {}))
         self.reg = Registration(self.ex, endpoint, objs, objs[1].inst[0], log, version, root_link,
                                 retry_s * 1000)
@@ -134,9 +134,6 @@ class Client:
                 self.reg.update()
 
     # -- sans-IO core ------------------------------------------------------------------------------
-    def _send(self, buf, n):
-        self.transport.send(buf, n)
-
     def start(self, now):
         if self._factory is None:
             self._factory = {oid: {i: dict(v) for i, v in o.inst.items()} for oid, o in self.objs.items()}
@@ -175,6 +172,7 @@ class Client:
             else:
                 host, _, port = rest.partition(":")
             self.transport = UDP(host, int(port) if port else 5683)
+            self.ex.send = self.transport.send  # straight to the socket: no extra call per datagram
         return self.transport
 
     def wait_ms(self, now):
@@ -190,6 +188,7 @@ class Client:
     def drain(self):
         """Feed every datagram waiting on the transport."""
         t = self.transport
+        feed = self.ex.feed
         while True:
             try:
                 data = t.recv()
@@ -201,7 +200,10 @@ class Client:
                 return
             if data is None:
                 return
-            self.feed(data, ticks_ms())
+            now = ticks_ms()
+            feed(data, now)
+            if self._later:
+                self.step(now)
 
     def run(self, seconds=None):
         """Blocking loop: register, serve, keep registered. Ctrl-C (or `stop()`) de-registers and returns."""

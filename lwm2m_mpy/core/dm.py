@@ -58,7 +58,7 @@ class DM:
     def handle(self, m, w):
         head = w.n
         try:
-            w.buf[1] = self._dispatch(m, w)
+            w.buf[1] = self._dispatch(m, w)  # the code; options and payload are in w already
             return
         except CoapError as e:
             code = e.code
