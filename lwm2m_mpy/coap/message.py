@@ -24,29 +24,32 @@ class Msg:
         self.pl = 0  # payload offset; payload is buf[pl:n]
 
     def decode(self, buf, n):
-        """Parse `buf[:n]`; raise BadMessage for anything RFC 7252 calls a message format error."""
+        """Parse `buf[:n]`; raise BadMessage for anything RFC 7252 calls a message format error.
+
+        The reasons are short words (qstrs, shared, no heap): "truncated", "TKL > 8", "delta 15", ...
+        """
         self.buf = buf
         self.n = n
         self.count = 0
         if n < 4:
-            raise BadMessage("shorter than a header")
+            raise BadMessage("short")
         b0 = buf[0]
         if b0 >> 6 != 1:
-            raise BadMessage("version %d" % (b0 >> 6))
+            raise BadMessage("version")
         tkl = b0 & 15
         if tkl > 8:
-            raise BadMessage("token length %d" % tkl)
+            raise BadMessage("TKL > 8")
         self.type = (b0 >> 4) & 3
         code = self.code = buf[1]
         self.mid = buf[2] << 8 | buf[3]
         self.tkl = tkl
         i = 4 + tkl
         if code == 0 and n != 4:  # §4.1: an Empty message has nothing after the Message ID
-            raise BadMessage("empty message with data")
+            raise BadMessage("empty+data")
         if code >> 5 in (1, 6, 7):  # reserved classes
-            raise BadMessage("reserved code class")
+            raise BadMessage("code class")
         if i > n:
-            raise BadMessage("truncated token")
+            raise BadMessage("truncated")
         num = 0
         k = 0
         onum = self.onum
@@ -57,41 +60,41 @@ class Msg:
             i += 1
             if b == _MARKER:
                 if i == n:
-                    raise BadMessage("payload marker with no payload")
+                    raise BadMessage("no payload")
                 break
             d = b >> 4
             ln = b & 15
             if d == 13:
                 if i >= n:
-                    raise BadMessage("truncated option")
+                    raise BadMessage("truncated")
                 d = buf[i] + 13
                 i += 1
             elif d == 14:
                 if i + 1 >= n:
-                    raise BadMessage("truncated option")
+                    raise BadMessage("truncated")
                 d = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif d == 15:
-                raise BadMessage("option delta 15")
+                raise BadMessage("delta 15")
             if ln == 13:
                 if i >= n:
-                    raise BadMessage("truncated option")
+                    raise BadMessage("truncated")
                 ln = buf[i] + 13
                 i += 1
             elif ln == 14:
                 if i + 1 >= n:
-                    raise BadMessage("truncated option")
+                    raise BadMessage("truncated")
                 ln = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif ln == 15:
-                raise BadMessage("option length 15")
+                raise BadMessage("length 15")
             num += d
             if i + ln > n:
-                raise BadMessage("truncated option value")
+                raise BadMessage("truncated")
             if num > 0xFFFF:
-                raise BadMessage("option number too large")
+                raise BadMessage("option num")
             if k == _MAX_OPTIONS:
-                raise BadMessage("too many options")
+                raise BadMessage("too many")
             onum[k] = num
             ooff[k] = i
             olen[k] = ln

@@ -4,7 +4,6 @@ from micropython import const
 from ..errors import CoapError
 
 _STRING = const(1)
-_UNSIGNED = const(3)
 _FLOAT = const(4)
 _BOOLEAN = const(5)
 _OPAQUE = const(6)
@@ -25,31 +24,3 @@ def format_value(v, rtype):
     if rtype == _OPAQUE:
         raise CoapError(134, "opaque has no text form")  # 4.06: ask for 42 instead
     return str(int(v))
-
-
-def parse_value(raw, rtype):
-    """Value from text bytes; 4.00 when the text does not fit the resource's type."""
-    try:
-        s = str(bytes(raw), "utf-8")
-    except UnicodeError:
-        raise CoapError(128, "text is not UTF-8")
-    if rtype == _STRING or rtype == _CORELNK:
-        return s
-    try:
-        if rtype == _BOOLEAN:
-            if s not in ("0", "1"):
-                raise ValueError
-            return s == "1"
-        if rtype == _FLOAT:
-            return float(s)
-        if rtype == _OBJLNK:
-            a, b = s.split(":")
-            return int(a), int(b)
-        if rtype == _OPAQUE:
-            raise CoapError(143, "opaque needs content format 42")
-        v = int(s)
-        if rtype == _UNSIGNED and v < 0:
-            raise ValueError
-        return v
-    except ValueError:
-        raise CoapError(128, "not a valid value for the resource type")

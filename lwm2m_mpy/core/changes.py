@@ -6,8 +6,7 @@ this code out of its heap.
 from micropython import const
 
 from ..errors import CoapError
-from ..codec import text
-from ..codec.tlv_reader import next_entry, parse_value
+from ..codec.reader import next_entry, parse_value, parse_text
 from .dm import resource, TEXT_FMTS, OPAQUE_FMTS, TLV_FMTS
 
 # Table flags (docs/design.md) and TLV kinds (Core §7.4.3), private so they cost no RAM
@@ -23,6 +22,7 @@ _CONTENT_FORMAT = const(12)
 _LOCATION_PATH = const(8)
 
 _OPAQUE_T = const(6)
+_SET_HOOK = const(1)
 _EXE_HOOK = const(2)
 # TLV identifier types (Core §7.4.3)
 _INSTANCE = const(0)
@@ -49,7 +49,7 @@ def decode(dm, obj, m, need, plen):
         if (cf in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
             raise CoapError(143, "format %d does not fit the resource type" % cf)
         raw = m.payload()
-        v = bytes(raw) if rtype == _OPAQUE_T else text.parse_value(raw, rtype)
+        v = bytes(raw) if rtype == _OPAQUE_T else parse_text(raw, rtype)
         if (plen == 4) != bool(flags & _MULTI):
             raise CoapError(128, "single/multiple resource mismatch")
         return [(path[2], {path[3]: v} if plen == 4 else v)]
@@ -122,7 +122,10 @@ def write(dm, obj, m, replace):
             merged = dict(inst.get(rid) or {})  # partial update / single instance: keep the others
             merged.update(v)
             v = merged
-        obj.put(iid, rid, v)
+        inst[rid] = v
+        fn = obj.hooks.get(_SET_HOOK << 32 | iid << 16 | rid)
+        if fn:  # the app's setter keeps its own state in step with the store
+            fn(v)
         if dm.changed:
             dm.changed(obj.oid, iid, rid)
     return 68
@@ -188,7 +191,7 @@ def execute(dm, obj, m):
     path = dm.path
     obj.instance(path[1])
     resource(obj, path[2], _E)
-    fn = obj.hook(_EXE_HOOK, path[1], path[2])
+    fn = obj.hooks.get(_EXE_HOOK << 32 | path[1] << 16 | path[2])
     if fn is None:
         raise CoapError(133, "nothing to execute")
     args = str(bytes(m.payload()), "utf-8") if m.pl < m.n else ""

@@ -48,12 +48,10 @@ class Client:
         self.transport = transport
         self.done = False
         self._later = []
-        self._factory = None
         self.dm = DM(objs, self._changed, log)
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
-        core.add(self, server, lifetime, binding, **(device or {}))
-        self.reg = Registration(self.ex, endpoint, objs, objs[1].inst[0], log, version, root_link,
-                                retry_s * 1000)
+        core.add(self, server, lifetime, binding, **(device or {}))  # also sets up factory reset
+        self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
 
     # -- application API ---------------------------------------------------------------------------
     def add(self, table, iid=None, values=None):
@@ -100,28 +98,14 @@ class Client:
         """Run `fn()` after the current response has gone out (e.g. reboot after answering Execute)."""
         self._later.append(fn)
 
-    def update(self):
-        """Send a Registration Update now (also what executing /1/0/8 does)."""
-        self.reg.update()
+    def update(self, args=None):
+        """Send a Registration Update now (also what executing /1/0/8 does; `args` is ignored)."""
+        self.reg.want_update = True
 
     def restart(self):
         """Forget the registration and register from scratch, as a rebooted device would."""
         self.ex.cancel()
         self.reg.start(self.ex.now)
-
-    def factory_reset(self):
-        """Restore every value to what it was when the client started, then register again."""
-        for oid, insts in self._factory.items():
-            inst = self.objs[oid].inst
-            for iid in list(inst):
-                if iid not in insts:
-                    del inst[iid]
-            for iid, v in insts.items():
-                d = inst.setdefault(iid, {})  # in place: the registration holds the /1/0 dict
-                d.clear()
-                d.update(v)
-        self.dm.attrs.clear()
-        self.restart()
 
     @property
     def registered(self):
@@ -131,12 +115,10 @@ class Client:
         # Lifetime, binding and the object list are what an Update reports (§6.2.2)
         if rid is None or oid == 1 and rid in (1, 7):
             if hasattr(self, "reg") and self.reg.state == REGISTERED:
-                self.reg.update()
+                self.reg.want_update = True
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def start(self, now):
-        if self._factory is None:
-            self._factory = {oid: {i: dict(v) for i, v in o.inst.items()} for oid, o in self.objs.items()}
         self.reg.start(now)
 
     def feed(self, data, now):

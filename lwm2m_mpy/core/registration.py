@@ -26,11 +26,10 @@ class Registration:
     them is reported by the next Update without a second copy of the value.
     """
 
-    def __init__(self, ex, endpoint, objs, server, log=None, version="1.1", root_link=False, retry_ms=60000):
+    def __init__(self, ex, endpoint, objs, log=None, version="1.1", root_link=False, retry_ms=60000):
         self.ex = ex
         self.ep = endpoint
         self.objs = objs
-        self.srv = server  # the Server object's instance dict
         self.log = log
         self.version = version
         self.root_link = root_link
@@ -64,10 +63,6 @@ class Registration:
         self.due = now
         self.failures = 0
 
-    def update(self):
-        """Ask for an Update soon (a parameter changed, or the app or server triggered one)."""
-        self.want_update = True
-
     def step(self, now):
         """Send whatever is due; returns the next deadline or None."""
         st = self.state
@@ -79,8 +74,9 @@ class Registration:
         return None
 
     def _send(self, now, update):
-        lt = self.srv[1]
-        b = self.srv[7]
+        srv = self.objs[1].inst[0]  # looked up each time: a factory reset replaces the instance
+        lt = srv[1]
+        b = srv[7]
         links = self.links()
         w = self.ex.begin(_POST)
         if update:  # §6.2.2: only what changed since the last Register/Update
@@ -135,7 +131,7 @@ class Registration:
                 self.state = REGISTERED
                 self.failures = 0
             # Next Update before the lifetime runs out, leaving room for CoAP retransmissions
-            lt = self.srv[1] * 1000
+            lt = self.objs[1].inst[0][1] * 1000
             self.due = ticks_add(now, lt - max(lt // 10, min(93000, lt // 2)))
             if self.log:
                 self.log("registered /" + "/".join(self.location) if code == 65 else "updated")

@@ -14,9 +14,7 @@ _OBJ_MULTI = const(1)
 _OBJ_MANDATORY = const(2)
 
 _NOT_FOUND = const(132)
-_GET = const(0)  # hook kinds (key = kind << 32 | iid << 16 | rid)
-_SET = const(1)
-_EXE = const(2)
+# Hooks live in Obj.hooks under kind << 32 | iid << 16 | rid: kind 0 getter, 1 setter, 2 execute
 
 
 class Obj:
@@ -57,9 +55,6 @@ class Obj:
             raise CoapError(_NOT_FOUND, "no instance /%d/%d" % (self.oid, iid))
         return d
 
-    def hook(self, kind, iid, rid):
-        return self.hooks.get(kind << 32 | iid << 16 | rid)
-
     def present(self, iid, rid):
         """True if the resource has a value or a getter on this instance."""
         return rid in self.inst[iid] or (iid << 16 | rid) in self.hooks
@@ -75,10 +70,3 @@ class Obj:
         if d is not None and rid in d:
             return d[rid]
         raise CoapError(_NOT_FOUND, "no resource /%d/%d/%d" % (self.oid, iid, rid))
-
-    def put(self, iid, rid, value):
-        """Store a written value and tell the app's setter (app-side state stays in sync)."""
-        self.inst[iid][rid] = value
-        fn = self.hook(_SET, iid, rid)
-        if fn:
-            fn(value)

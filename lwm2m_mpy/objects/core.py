@@ -10,11 +10,15 @@ from ..tables import o0, o1, o3
 
 def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy", model=None,
         serial="0", firmware=None, reboot=None, factory_reset=None):
+    """Objects 0, 1 and 3 with their start-up values; also how Factory Reset restores them."""
+    for oid in (0, 1, 3):  # a factory reset starts from no instances (a server may have created some)
+        if oid in client.objs:
+            client.objs[oid].inst.clear()
     # 0 Security: the server account; mode 3 = NoSec until DTLS arrives, so the keys stay empty.
     client.add(o0.T, 0, {0: uri, 1: False, 2: 3, 3: b"", 4: b"", 5: b"", 10: ssid})
     # 1 Server: lifetime (1) and binding (7) are what Register/Update report; 6 = store notifications
     client.add(o1.T, 0, {0: ssid, 1: lifetime, 6: True, 7: binding})
-    client.on_execute("/1/0/8", lambda args: client.update())  # Registration Update Trigger
+    client.on_execute("/1/0/8", client.update)  # Registration Update Trigger
     # 3 Device
     ver = "%d.%d.%d" % sys.implementation.version[:3]
     client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,
@@ -27,6 +31,11 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
         client.bind("/3/0/10", get=lambda: mem_free() // 1024)
         client.bind("/3/0/21", get=lambda: (mem_free() + mem_alloc()) // 1024)
     # Reboot and factory reset answer 2.04 first, then act (Core §E.4: the response precedes them)
+    def restore():  # the default Factory Reset: these values again, attributes gone, register anew
+        add(client, uri, lifetime, binding, ssid, manufacturer, model, serial, firmware, reboot, factory_reset)
+        client.dm.attrs.clear()
+        client.restart()
+
     client.on_execute("/3/0/4", lambda args: client.later(reboot or reset or client.restart))
-    client.on_execute("/3/0/5", lambda args: client.later(factory_reset or client.factory_reset))
+    client.on_execute("/3/0/5", lambda args: client.later(factory_reset or restore))
     client.on_execute("/3/0/12", lambda args: client.set("/3/0/11", {0: 0}))

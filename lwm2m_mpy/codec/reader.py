@@ -1,4 +1,5 @@
-"""OMA-TLV reader (LwM2M 1.1 Core §7.4.3): walks entries by offset over the request buffer, no slices."""
+"""Payload readers (LwM2M 1.1 Core §7.4): OMA-TLV entries walked by offset over the request buffer,
+and plain-text values. Only Write and Create need them, so they load with core/changes.py."""
 from micropython import const
 import struct
 
@@ -75,3 +76,31 @@ def parse_value(buf, off, ln, rtype):
     if rtype != _UNSIGNED and raw[0] & 0x80:
         v -= 1 << (8 * ln)
     return v
+
+
+def parse_text(raw, rtype):
+    """Value from text bytes; 4.00 when the text does not fit the resource's type."""
+    try:
+        s = str(bytes(raw), "utf-8")
+    except UnicodeError:
+        raise CoapError(128, "text is not UTF-8")
+    if rtype == _STRING or rtype == _CORELNK:
+        return s
+    try:
+        if rtype == _BOOLEAN:
+            if s not in ("0", "1"):
+                raise ValueError
+            return s == "1"
+        if rtype == _FLOAT:
+            return float(s)
+        if rtype == _OBJLNK:
+            a, b = s.split(":")
+            return int(a), int(b)
+        if rtype == _OPAQUE:
+            raise CoapError(143, "opaque needs content format 42")
+        v = int(s)
+        if rtype == _UNSIGNED and v < 0:
+            raise ValueError
+        return v
+    except ValueError:
+        raise CoapError(128, "not a valid value for the resource type")

@@ -1,1 +1,0 @@
-"""CoAP (RFC 7252): message codec and the sans-IO message layer."""

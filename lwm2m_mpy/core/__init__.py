@@ -1,1 +1,0 @@
-"""LwM2M core: paths, object store, device management, registration, the client."""

@@ -1,1 +1,0 @@
-"""Transports: objects with send(buf, n), recv() -> bytes or None, wait(ms) -> bool, close(); `sock` for asyncio."""
