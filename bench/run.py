@@ -102,7 +102,9 @@ class Child:
     """A subprocess whose merged stdout/stderr is read line by line by a thread."""
 
     def __init__(self, argv, env=None, stdin=False):
-        self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=env,
+        # cwd = the compiled tree: MicroPython puts '' first on sys.path, so from the repo root it would
+        # import the .py sources instead of the .mpy files a board runs.
+        self.proc = subprocess.Popen(argv, cwd=str(MPY_TREE), env=env,
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         CHILDREN.append(self)
@@ -476,12 +478,12 @@ def cpu_model():
 def mp_info():
     out = subprocess.run(MP + ["-c", "import sys; print(sys.version.split('; ', 1)[-1]); "
                                       "print(sys.implementation._machine)"],
-                         capture_output=True, timeout=20, text=True, env=mpy_env(), cwd=str(ROOT))
+                         capture_output=True, timeout=20, text=True, env=mpy_env(), cwd=str(MPY_TREE))
     lines = out.stdout.strip().splitlines()
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        subprocess.run(MP + ["-c", "pass"], capture_output=True, timeout=20, env=mpy_env(), cwd=str(ROOT))
+        subprocess.run(MP + ["-c", "pass"], capture_output=True, timeout=20, env=mpy_env(), cwd=str(MPY_TREE))
         times.append(time.perf_counter() - t)
     return {"version": lines[0] if lines else "?", "machine": lines[1] if len(lines) > 1 else "?",
             "launcher": MP_DESC, "startup_ms": round(1000 * statistics.median(times), 1)}
