@@ -34,6 +34,7 @@ def main(argv):
         print("unknown board %s (available: unix)" % opts["board"])
         return 2
     from lwm2m_mpy import Client
+    from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 
     client = Client(opts["endpoint"], opts["server"], int(opts["lifetime"]), opts["binding"], opts["lwm2m"],
                     log=None if opts["quiet"] else lambda msg: print("lwm2m:", msg),

@@ -437,3 +437,20 @@ def test_request_in_ack_or_rst_is_dropped():
     p.ex.feed(dgram(ACK, GET, 0x1234, b"\xaa", b"\xb1\x33"), 0)
     p.ex.feed(dgram(RST, GET, 0x1235, b"\xaa", b"\xb1\x33"), 0)
     assert p.sent == [] and p.requests == []
+
+
+# --- a datagram the transport may have cut (heap too crowded for a full receive) --------------------------------
+
+def test_cut_con_request_is_answered_413_with_size1_and_not_handled():
+    p = Peer()
+    p.ex.feed(GET_3_0, 0, True)
+    assert p.requests == []  # never handed to the application
+    # ACK 4.13 (0x8d), same MID and token, Size1 (60) = what fits now: len - 1 = 9
+    assert p.sent == [bytes([0x62, 0x8D, 0x12, 0x34, 0x01, 0x02, 0xD1, 60 - 13, 9])], p.sent
+
+
+def test_cut_non_or_response_is_dropped_quietly():
+    p = Peer()
+    p.ex.feed(dgram(NON, GET, 0x2222, b"\x07", b"\xb1\x33"), 0, True)
+    p.ex.feed(dgram(ACK, CONTENT, 0x2223, b"\x07", b""), 0, True)
+    assert p.sent == [] and p.requests == []

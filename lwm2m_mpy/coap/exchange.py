@@ -20,8 +20,8 @@ MAX_RETRANSMIT = const(4)
 EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
 MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
 _CACHE = const(4)  # responses kept for duplicate CONs
-_SLOT = const(128)  # bytes preallocated per cached response; a longer one is copied on the heap
 _TKL = const(4)
+_SIZE1 = const(60)
 
 
 def _rand16():
@@ -53,11 +53,7 @@ class Exchange:
         # De-duplication: [mid, expiry, response bytes] per slot, oldest replaced first
         self.c_mid = [-1] * _CACHE
         self.c_exp = [0] * _CACHE
-        # Allocated once: copies made per request would stay alive for EXCHANGE_LIFETIME in the middle
-        # of the heap, and split the free space every later 1152-byte receive needs.
-        self.c_slot = [memoryview(bytearray(_SLOT)) for _ in range(_CACHE)]
         self.c_data = [None] * _CACHE
-        self.c_len = [0] * _CACHE
         self.c_next = 0
         self.sep_mid = -1  # MID of the last separate CON response we acknowledged
         self.sep_mid = -1  # MID of the last separate CON response we acknowledged
@@ -124,11 +120,22 @@ class Exchange:
         return None
 
     # -- incoming ----------------------------------------------------------------------------------
-    def feed(self, data, now):
-        """Handle one datagram from the peer."""
+    def feed(self, data, now, cut=False):
+        """Handle one datagram from the peer; `cut`: the transport may have truncated it."""
         self.now = now
         n = len(data)
         m = self.rx
+        if cut:  # RFC 7252 §5.9.2.9: too large for us now; answer a CON request 4.13 from its header
+            tkl = data[0] & 15
+            if data[0] >> 4 == 4 and 0 < data[1] < 32 and tkl <= 8:
+                tx = self.tx
+                tx.header(_ACK, 141, data[2] << 8 | data[3], 0, 0)
+                tx.buf[0] |= tkl
+                tx.buf[4 : 4 + tkl] = data[4 : 4 + tkl]
+                tx.n = 4 + tkl
+                tx.option(_SIZE1, n - 1)  # the largest request that fits right now
+                self.send(tx.buf, tx.n)
+            return
         try:
             m.decode(data, n)
         except BadMessage as e:
@@ -154,7 +161,8 @@ class Exchange:
             if t == _CON and mid in self.c_mid:  # the membership test runs in C: cheap when absent
                 k = self.c_mid.index(mid)
                 if ticks_diff(self.c_exp[k], now) > 0:
-                    self.send(self.c_data[k], self.c_len[k])  # a duplicate: same answer, not run again
+                    d = self.c_data[k]  # a duplicate: the same answer again, not a second execution
+                    self.send(d, len(d))
                     return
             if t > _NON:
                 return  # a request in an ACK or RST is meaningless: drop
@@ -169,14 +177,7 @@ class Exchange:
                 self.c_next = (k + 1) % _CACHE
                 self.c_mid[k] = mid
                 self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
-                n = tx.n
-                if n <= _SLOT:
-                    d = self.c_slot[k]
-                    d[:n] = memoryview(tx.buf)[:n]
-                else:
-                    d = tx.buf[:n]  # rare (a large read): a copy of its own
-                self.c_data[k] = d
-                self.c_len[k] = n
+                self.c_data[k] = tx.buf[: tx.n]  # a copy already: one allocation, not two
         else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
             # Tokens are byte strings (§5.3.1): ours are always TKL bytes, so length and value must match
             mine = self.p_tok >= 0 and m.tkl == _TKL and m.token() == self.p_tok

@@ -183,7 +183,7 @@ class Client:
             if data is None:
                 return
             now = ticks_ms()
-            feed(data, now)
+            feed(data, now, t.cut)
             if self._later:
                 self.step(now)
 
@@ -197,7 +197,12 @@ class Client:
                 now = ticks_ms()
                 if seconds is not None and ticks_diff(now, start) >= seconds * 1000:
                     break
-                self.poll(now)
+                try:
+                    self.poll(now)
+                except MemoryError:  # a crowded heap: say so and carry on; the exchange retries
+                    gc.collect()
+                    if self.log:
+                        self.log("out of memory")
         except KeyboardInterrupt:
             if self.log:
                 self.log("interrupted")

@@ -190,10 +190,11 @@ class DM:
         return 69
 
     def _tlv_instance(self, obj, iid, w):
-        for rid in obj.rids():
-            r = obj.res(rid)
-            if r & _R and obj.present(iid, rid):
-                self._tlv_resource(w, rid, r >> 8, r & 255, obj.get(iid, rid))
+        t = obj.t
+        for o in range(7, 7 + 4 * (t[5] << 8 | t[6]), 4):  # the table's records in place: no list
+            rid = t[o] << 8 | t[o + 1]
+            if t[o + 3] & _R and obj.present(iid, rid):
+                self._tlv_resource(w, rid, t[o + 2], t[o + 3], obj.get(iid, rid))
 
     def _tlv_resource(self, w, rid, rtype, flags, v):
         if flags & _MULTI:

@@ -9,8 +9,15 @@ import select
 from .._compat import udp_send, udp_recv, IS_MICROPYTHON
 
 
+_SMALL = 256  # receive size when the heap has no room for a full one
+
+
 class UDP:
-    """send(buf, n), recv() -> bytes or None, wait(ms) -> readable?, close(); `sock` for asyncio."""
+    """send(buf, n), recv() -> bytes or None, wait(ms) -> readable?, close(); `sock` for asyncio.
+
+    `cut` is True when the last datagram may have been truncated (see recv)."""
+
+    cut = False
 
     def __init__(self, host, port, size=1152, sock_api=socket):
         ai = sock_api.getaddrinfo(host, port, 0, sock_api.SOCK_DGRAM)[0]
@@ -32,8 +39,17 @@ class UDP:
         return bool(self.poller.poll(timeout_ms))
 
     def recv(self):
+        self.cut = False
         try:
-            return udp_recv(self.sock, self.buf)
+            try:
+                return udp_recv(self.sock, self.buf)
+            except MemoryError:
+                # MicroPython's recv(size) needs `size` contiguous bytes. When a crowded heap has no such
+                # block, read with a small buffer instead: a datagram that fills it may have been cut,
+                # and the exchange answers it 4.13 rather than misreading it.
+                data = udp_recv(self.sock, _SMALL)
+                self.cut = data is not None and len(data) >= _SMALL
+                return data
         except OSError as e:
             if e.args[0] == 11:  # EAGAIN: nothing waiting
                 return None
