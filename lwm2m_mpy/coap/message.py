@@ -64,6 +64,7 @@ class Msg:
                 break
             d = b >> 4
             ln = b & 15
+            # Delta, then length: unrolled rather than looped, as this runs for every option received
             if d == 13:
                 if i >= n:
                     raise BadMessage("truncated")

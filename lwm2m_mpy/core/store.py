@@ -56,8 +56,9 @@ class Obj:
         return d
 
     def present(self, iid, rid):
-        """True if the resource has a value or a getter on this instance."""
-        return rid in self.inst[iid] or (iid << 16 | rid) in self.hooks
+        """True if the resource is instantiated: a value, a getter, or (executables) an execute hook."""
+        k = iid << 16 | rid
+        return rid in self.inst[iid] or k in self.hooks or (2 << 32 | k) in self.hooks
 
     def get(self, iid, rid):
         """Current value (a getter wins over a stored value); 4.04 if the resource is not instantiated."""

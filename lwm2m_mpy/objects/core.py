@@ -25,8 +25,11 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
                          11: {0: 0},  # error code 0: no error
                          16: binding, 19: ver})
     offset = [0]  # a written Current Time shifts the clock instead of setting the RTC
-    client.bind("/3/0/13", get=lambda: unix_time() + offset[0],
-                set=lambda v: offset.__setitem__(0, v - unix_time()))
+
+    def set_time(v):
+        offset[0] = v - unix_time()
+
+    client.bind("/3/0/13", get=lambda: unix_time() + offset[0], set=set_time)
     if mem_free:  # KiB, from the Python heap
         client.bind("/3/0/10", get=lambda: mem_free() // 1024)
         client.bind("/3/0/21", get=lambda: (mem_free() + mem_alloc()) // 1024)
