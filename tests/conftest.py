@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -140,7 +141,9 @@ class MpyProcess:
 
     def __init__(self, cmd, env):
         self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+        # Not the repo root: MicroPython puts '' first on sys.path, so from there `-m lwm2m_mpy` would
+        # import the .py sources even when MICROPYPATH names the compiled tree.
+        self.proc = subprocess.Popen(cmd, cwd=tempfile.gettempdir(), env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", bufsize=1)
         self._lines = []

@@ -902,6 +902,8 @@ class ServerThread:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            if future.done():  # the operation itself timed out (3.11+: the same class): keep its words
+                raise
             future.cancel()
             raise TimeoutError("no result from the server thread within %s s" % timeout) from None
 

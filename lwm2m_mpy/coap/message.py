@@ -134,9 +134,12 @@ class Msg:
         """All values of a repeatable string option as a list of str (allocates)."""
         out = []
         k = self.find(num)
-        while k >= 0:
-            out.append(str(self.value(k), "utf-8"))
-            k = self.find(num, k + 1)
+        try:
+            while k >= 0:
+                out.append(str(self.value(k), "utf-8"))
+                k = self.find(num, k + 1)
+        except UnicodeError:
+            raise CoapError(128, "not UTF-8")  # a string option must be UTF-8 (RFC 7252 §3.2)
         return out
 
     def token(self):

@@ -6,6 +6,7 @@ and read keeps them out of its heap. Content formats: text (0), opaque (42), TLV
 and the legacy 1541/1542/1544 numbers. Every failure raises CoapError and is answered here.
 """
 from micropython import const
+import gc
 
 from .._compat import print_exception
 from ..errors import CoapError
@@ -52,6 +53,7 @@ class DM:
         self.log = log
         self.attrs = {}  # (oid[, iid[, rid[, riid]]]) -> {"pmin": 10, ...}
         self.path = [0, 0, 0, 0]
+        self.mods = {}  # lazily imported operation modules
         self.plen = 0
 
     # -- entry point, called by the exchange layer with the request and the response writer --------
@@ -115,30 +117,27 @@ class DM:
         if code == _GET:
             if accept != _LINK:
                 return self._read(obj, accept, w)
-            from . import attributes
-
-            return attributes.discover(self, obj, w)
+            return self._lazy("attributes").discover(self, obj, w)
         if code == _PUT and m.pl == m.n and m.find(_CONTENT_FORMAT) < 0 and m.find(_URI_QUERY) >= 0:
-            from . import attributes
-
-            return attributes.write_attributes(self, obj, m)
+            return self._lazy("attributes").write_attributes(self, obj, m)
         if code == _PUT or code == _POST and plen == 2:
-            from . import changes
-
-            return changes.write(self, obj, m, code == _PUT)
+            return self._lazy("changes").write(self, obj, m, code == _PUT)
         if code == _POST and plen == 1:
-            from . import changes
-
-            return changes.create(self, obj, m, w)
+            return self._lazy("changes").create(self, obj, m, w)
         if code == _POST and plen == 3:
-            from . import changes
-
-            return changes.execute(self, obj, m)
+            return self._lazy("changes").execute(self, obj, m)
         if code == _DELETE and plen == 2:
-            from . import changes
-
-            return changes.delete(self, obj)
+            return self._lazy("changes").delete(self, obj)
         raise CoapError(133, "method not allowed here")
+
+    def _lazy(self, name):
+        """core/changes.py or core/attributes.py, imported on first use after a collection (the loader
+        needs contiguous room, which a heap that has been serving for a while may only have after one)."""
+        mod = self.mods.get(name)
+        if mod is None:
+            gc.collect()
+            mod = self.mods[name] = __import__("lwm2m_mpy.core." + name, None, None, (name,))
+        return mod
 
     # -- Read --------------------------------------------------------------------------------------
     def _read(self, obj, accept, w):

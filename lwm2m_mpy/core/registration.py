@@ -2,6 +2,7 @@
 from micropython import const
 
 from .._compat import ticks_add, ticks_diff
+from ..errors import CoapError
 
 _URI_PATH = const(11)
 _URI_QUERY = const(15)
@@ -122,14 +123,19 @@ class Registration:
             if self.done:
                 self.done()
             return
-        if code == 65 and st == REGISTERING or code == 68 and st == REGISTERED:
-            if code == 65:
+        ok = code == 68 and st == REGISTERED
+        if code == 65 and st == REGISTERING:
+            try:
                 loc = []
                 for seg in m.strings(_LOCATION_PATH):
                     loc.extend(seg.split("/"))  # one server sends "rd/1" as a single option
                 self.location = [s for s in loc if s]
                 self.state = REGISTERED
                 self.failures = 0
+                ok = True
+            except CoapError:  # a Location-Path that is not UTF-8: no usable location, Register failed
+                why = "bad Location-Path"
+        if ok:
             # Next Update before the lifetime runs out, leaving room for CoAP retransmissions
             lt = self.objs[1].inst[0][1] * 1000
             self.due = ticks_add(now, lt - max(lt // 10, min(93000, lt // 2)))
