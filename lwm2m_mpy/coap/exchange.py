@@ -169,7 +169,7 @@ class Exchange:
             tx = self.tx
             if t == _NON:
                 self.mid = mid = (self.mid + 1) & 0xFFFF
-            tx.header(_ACK if t == _CON else _NON, 0, mid, m.token(), m.tkl)
+            tx.reply(_ACK if t == _CON else _NON, mid, m)
             self.handler(m, tx)
             self.send(tx.buf, tx.n)
             if t == _CON:

@@ -183,12 +183,9 @@ class Writer:
 
     def option(self, num, value):
         """Add option `num` (ascending order): an int is a uint option (§3.2, fewest bytes), else bytes/str."""
-        if isinstance(value, int):
-            ln = 0
-            t = value
-            while t:
-                ln += 1
-                t >>= 8
+        u = isinstance(value, int)
+        if u:  # uint options are at most 4 bytes (Observe, Max-Age, Size1/2, Content-Format)
+            ln = 0 if value == 0 else 1 if value < 256 else 2 if value < 65536 else 3 if value < 16777216 else 4
         else:
             if isinstance(value, str):
                 value = value.encode()
@@ -218,7 +215,7 @@ class Writer:
                 x = 13
             buf[h] = buf[h] << 4 | x
             x = ln
-        if isinstance(value, int):
+        if u:  # the uint, big-endian
             j = i + ln
             self.n = j
             while j > i:
@@ -228,6 +225,32 @@ class Writer:
         else:
             buf[i : i + ln] = value
             self.n = i + ln
+
+    def content(self, fmt, data):
+        """Content-Format option, marker and payload in one call: the common shape of a response."""
+        self.option(12, fmt)
+        i = self.n
+        j = i + 1 + len(data)
+        if j > len(self.buf):
+            raise CoapError(160, "message too large")
+        buf = self.buf
+        buf[i] = _MARKER
+        buf[i + 1 : j] = data
+        self.n = j if data else i  # no marker without payload (§3)
+
+    def reply(self, mtype, mid, rx):
+        """Start the response to the request `rx` (a decoded Msg): its token copied byte for byte."""
+        buf = self.buf
+        src = rx.buf
+        tkl = rx.tkl
+        buf[0] = 0x40 | mtype << 4 | tkl
+        buf[1] = 0
+        buf[2] = mid >> 8 & 255
+        buf[3] = mid & 255
+        for i in range(4, 4 + tkl):
+            buf[i] = src[i]
+        self.n = 4 + tkl
+        self.last = 0
 
     def put(self, data):
         """Append raw bytes; a message larger than the buffer is a 5.00, never a silent cut."""

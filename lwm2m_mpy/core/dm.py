@@ -31,6 +31,7 @@ _URI_QUERY = const(15)
 _ACCEPT = const(17)
 _TEXT = const(0)
 _OPAQUE_T = const(6)
+_STRING_T = const(1)
 
 # Critical options (odd numbers) this client understands in a request; any other is 4.02 (RFC 7252 §5.4.1).
 _KNOWN_CRITICAL = (3, 7, 11, 15, 17)
@@ -144,13 +145,13 @@ class DM:
         path = self.path
         plen = self.plen
         single = False
-        if plen >= 2:
+        if plen == 2:
             obj.instance(path[1])
         if plen >= 3:
             r = resource(obj, path[2], _R)
             rtype = r >> 8
             flags = r & 255
-            v = obj.get(path[1], path[2])
+            v = obj.get(path[1], path[2])  # 4.04 for a missing instance or resource
             if plen == 4:
                 if not flags & _MULTI or path[3] not in v:
                     raise CoapError(132, "no resource instance")
@@ -165,10 +166,8 @@ class DM:
         if accept in TEXT_FMTS or accept in OPAQUE_FMTS:
             if not single or (accept in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
                 raise CoapError(134, "format %d cannot carry this" % accept)
-            w.option(_CONTENT_FORMAT, accept)
-            s = w.marker()
-            w.put(v if rtype == _OPAQUE_T else text.format_value(v, rtype).encode())
-            w.end_payload(s)
+            w.content(accept, v if rtype == _OPAQUE_T else v.encode() if rtype == _STRING_T
+                      else text.format_value(v, rtype).encode())
             return 69
         if accept not in TLV_FMTS:
             raise CoapError(134, "format %d not supported" % accept)

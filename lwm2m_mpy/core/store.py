@@ -30,8 +30,12 @@ class Obj:
         """`type << 8 | flags` of resource `rid` by binary search in the table (an int: no tuple to
         allocate on every request), or -1 if the table does not define it."""
         t = self.t
-        lo = 0
         hi = t[5] << 8 | t[6]
+        if rid < hi:  # most objects number their resources 0, 1, 2...: record `rid` is often `rid`
+            o = 7 + 4 * rid
+            if t[o] << 8 | t[o + 1] == rid:
+                return t[o + 2] << 8 | t[o + 3]
+        lo = 0
         while lo < hi:
             mid = (lo + hi) >> 1
             o = 7 + 4 * mid
