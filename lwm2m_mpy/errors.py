@@ -10,10 +10,8 @@ class CoapError(Exception):
 
 
 class BadMessage(CoapError):
-    """The datagram is not valid CoAP (RFC 7252 §3, §4.2): answered with RST or 4.00."""
-
-    def __init__(self, msg):
-        super().__init__(128, msg)
+    """The datagram is not valid CoAP (RFC 7252 §3, §4.2): answered with RST or 4.00. Raised as
+    BadMessage(128, reason): no __init__ of its own, as every function costs heap on a board."""
 
 
 

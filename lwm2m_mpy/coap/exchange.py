@@ -14,19 +14,14 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 
-ACK_TIMEOUT = const(2000)  # ms, §4.8
-ACK_RANDOM_MS = const(1000)  # ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
-MAX_RETRANSMIT = const(4)
-EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
-MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
+_ACK_TIMEOUT = const(2000)  # ms, §4.8
+_ACK_RANDOM_MS = const(1000)  # _ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
+_MAX_RETRANSMIT = const(4)
+_EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
+_MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
 _CACHE = const(4)  # responses kept for duplicate CONs
 _TKL = const(4)
 _SIZE1 = const(60)
-
-
-def _rand16():
-    r = urandom(2)
-    return r[0] << 8 | r[1]
 
 
 class Exchange:
@@ -39,7 +34,8 @@ class Exchange:
         self.rx = Msg()
         self.tx = Writer(size)
         # Random start so a peer that de-duplicates across clients (or our previous run) is not confused.
-        self.mid = _rand16()
+        r = urandom(2)
+        self.mid = r[0] << 8 | r[1]
         r = urandom(4)
         self.tok = r[0] << 24 | r[1] << 16 | r[2] << 8 | r[3]
         # The one outstanding request (NSTART 1)
@@ -79,10 +75,11 @@ class Exchange:
         if tx.buf[0] >> 4 & 3 == _CON:
             self.p_data = bytes(tx.buf[: tx.n])
             self.p_tries = 0
-            self.p_wait = ACK_TIMEOUT + (_rand16() % ACK_RANDOM_MS)
+            r = urandom(2)
+            self.p_wait = _ACK_TIMEOUT + (r[0] << 8 | r[1]) % _ACK_RANDOM_MS
         else:
             self.p_data = None
-            self.p_wait = MAX_TRANSMIT_WAIT
+            self.p_wait = _MAX_TRANSMIT_WAIT
         self.p_due = ticks_add(now, self.p_wait)
         self.send(tx.buf, tx.n)
 
@@ -106,7 +103,7 @@ class Exchange:
             return None
         if ticks_diff(self.p_due, now) > 0:
             return self.p_due
-        if self.p_data is not None and self.p_tries < MAX_RETRANSMIT:
+        if self.p_data is not None and self.p_tries < _MAX_RETRANSMIT:
             self.p_tries += 1
             self.p_wait *= 2  # §4.2 exponential back-off
             self.p_due = ticks_add(now, self.p_wait)
@@ -156,7 +153,7 @@ class Exchange:
                     self._finish(None)
                 elif t == _ACK:  # separate response follows (§5.2.2); stop retransmitting
                     self.p_data = None
-                    self.p_due = ticks_add(now, MAX_TRANSMIT_WAIT)
+                    self.p_due = ticks_add(now, _MAX_TRANSMIT_WAIT)
         elif code < 32:  # a request
             if t == _CON and mid in self.c_mid:  # the membership test runs in C: cheap when absent
                 k = self.c_mid.index(mid)
@@ -176,7 +173,7 @@ class Exchange:
                 k = self.c_next
                 self.c_next = (k + 1) % _CACHE
                 self.c_mid[k] = mid
-                self.c_exp[k] = ticks_add(now, EXCHANGE_LIFETIME)
+                self.c_exp[k] = ticks_add(now, _EXCHANGE_LIFETIME)
                 self.c_data[k] = tx.buf[: tx.n]  # a copy already: one allocation, not two
         else:  # a response: piggybacked in an ACK, or separate (CON/NON) matched by token
             # Tokens are byte strings (§5.3.1): ours are always TKL bytes, so length and value must match

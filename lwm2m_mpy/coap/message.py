@@ -32,24 +32,24 @@ class Msg:
         self.n = n
         self.count = 0
         if n < 4:
-            raise BadMessage("short")
+            raise BadMessage(128, "short")
         b0 = buf[0]
         if b0 >> 6 != 1:
-            raise BadMessage("version")
+            raise BadMessage(128, "version")
         tkl = b0 & 15
         if tkl > 8:
-            raise BadMessage("TKL > 8")
+            raise BadMessage(128, "TKL > 8")
         self.type = (b0 >> 4) & 3
         code = self.code = buf[1]
         self.mid = buf[2] << 8 | buf[3]
         self.tkl = tkl
         i = 4 + tkl
         if code == 0 and n != 4:  # §4.1: an Empty message has nothing after the Message ID
-            raise BadMessage("empty+data")
+            raise BadMessage(128, "empty+data")
         if code >> 5 in (1, 6, 7):  # reserved classes
-            raise BadMessage("code class")
+            raise BadMessage(128, "code class")
         if i > n:
-            raise BadMessage("truncated")
+            raise BadMessage(128, "truncated")
         num = 0
         k = 0
         onum = self.onum
@@ -60,42 +60,42 @@ class Msg:
             i += 1
             if b == _MARKER:
                 if i == n:
-                    raise BadMessage("no payload")
+                    raise BadMessage(128, "no payload")
                 break
             d = b >> 4
             ln = b & 15
             # Delta, then length: unrolled rather than looped, as this runs for every option received
             if d == 13:
                 if i >= n:
-                    raise BadMessage("truncated")
+                    raise BadMessage(128, "truncated")
                 d = buf[i] + 13
                 i += 1
             elif d == 14:
                 if i + 1 >= n:
-                    raise BadMessage("truncated")
+                    raise BadMessage(128, "truncated")
                 d = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif d == 15:
-                raise BadMessage("delta 15")
+                raise BadMessage(128, "delta 15")
             if ln == 13:
                 if i >= n:
-                    raise BadMessage("truncated")
+                    raise BadMessage(128, "truncated")
                 ln = buf[i] + 13
                 i += 1
             elif ln == 14:
                 if i + 1 >= n:
-                    raise BadMessage("truncated")
+                    raise BadMessage(128, "truncated")
                 ln = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif ln == 15:
-                raise BadMessage("length 15")
+                raise BadMessage(128, "length 15")
             num += d
             if i + ln > n:
-                raise BadMessage("truncated")
+                raise BadMessage(128, "truncated")
             if num > 0xFFFF:
-                raise BadMessage("option num")
+                raise BadMessage(128, "option num")
             if k == _MAX_OPTIONS:
-                raise BadMessage("too many")
+                raise BadMessage(128, "too many")
             onum[k] = num
             ooff[k] = i
             olen[k] = ln

@@ -7,7 +7,7 @@ from micropython import const
 
 from ..errors import CoapError
 from ..codec.reader import next_entry, parse_value, parse_text
-from .dm import resource, TEXT_FMTS, OPAQUE_FMTS, TLV_FMTS
+from .dm import resource
 
 # Table flags (docs/design.md) and TLV kinds (Core §7.4.3), private so they cost no RAM
 _R = const(1)
@@ -22,6 +22,9 @@ _CONTENT_FORMAT = const(12)
 _LOCATION_PATH = const(8)
 
 _OPAQUE_T = const(6)
+_TEXT_FMTS = (0, 1541)  # each content format with its pre-1.0 number
+_OPAQUE_FMTS = (42, 1544)
+_TLV_FMTS = (11542, 1542)
 _SET_HOOK = const(1)
 _EXE_HOOK = const(2)
 # TLV identifier types (Core §7.4.3)
@@ -40,20 +43,20 @@ def decode(dm, obj, m, need, plen):
     buf = m.buf
     if cf is None:
         raise CoapError(128, "Content-Format missing")
-    if cf in TEXT_FMTS or cf in OPAQUE_FMTS:
+    if cf in _TEXT_FMTS or cf in _OPAQUE_FMTS:
         if plen < 3:
             raise CoapError(143, "format %d needs a resource path" % cf)
         r = resource(obj, path[2], need)
         rtype = r >> 8
         flags = r & 255
-        if (cf in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
+        if (cf in _OPAQUE_FMTS) != (rtype == _OPAQUE_T):
             raise CoapError(143, "format %d does not fit the resource type" % cf)
         raw = m.payload()
         v = bytes(raw) if rtype == _OPAQUE_T else parse_text(raw, rtype)
         if (plen == 4) != bool(flags & _MULTI):
             raise CoapError(128, "single/multiple resource mismatch")
         return [(path[2], {path[3]: v} if plen == 4 else v)]
-    if cf not in TLV_FMTS:
+    if cf not in _TLV_FMTS:
         raise CoapError(143, "format %d not supported" % cf)
     out = []
     i = m.pl
@@ -123,7 +126,7 @@ def write(dm, obj, m, replace):
             merged.update(v)
             v = merged
         inst[rid] = v
-        fn = obj.hooks.get(_SET_HOOK << 32 | iid << 16 | rid)
+        fn = obj.hooks.get(_SET_HOOK << 26 | iid << 16 | rid)
         if fn:  # the app's setter keeps its own state in step with the store
             fn(v)
         if dm.changed:
@@ -133,7 +136,7 @@ def write(dm, obj, m, replace):
 
 def create(dm, obj, m, w):
     cf = m.uint(_CONTENT_FORMAT)
-    if cf not in TLV_FMTS:
+    if cf not in _TLV_FMTS:
         raise CoapError(143 if m.pl < m.n else 128, "Create needs a TLV payload")
     buf = m.buf
     kind, ident, vo, vl, nxt = next_entry(buf, m.pl, m.n)
@@ -191,7 +194,7 @@ def execute(dm, obj, m):
     path = dm.path
     obj.instance(path[1])
     resource(obj, path[2], _E)
-    fn = obj.hooks.get(_EXE_HOOK << 32 | path[1] << 16 | path[2])
+    fn = obj.hooks.get(_EXE_HOOK << 26 | path[1] << 16 | path[2])
     if fn is None:
         raise CoapError(133, "nothing to execute")
     args = str(bytes(m.payload()), "utf-8") if m.pl < m.n else ""

@@ -16,7 +16,7 @@ from .dm import DM  # noqa: E402
 from .store import Obj  # noqa: E402
 
 gc.collect()
-from .registration import Registration, REGISTERED, STOPPED  # noqa: E402
+from .registration import Registration  # noqa: E402
 
 gc.collect()
 from ..objects import core  # noqa: E402
@@ -25,6 +25,8 @@ gc.collect()
 
 _SET = const(1)
 _EXE = const(2)
+_REGISTERED = const(2)  # Registration states (core/registration.py)
+_STOPPED = const(4)
 _MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
 _BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
 
@@ -67,6 +69,8 @@ class Client:
 
     def _target(self, path):
         p = [int(x) for x in path.strip("/").split("/")]
+        if p[1] > 1023:
+            raise ValueError("instance ids up to 1023")  # hook keys stay small ints (core/store.py)
         obj = self.objs[p[0]]
         if p[1] not in obj.inst:
             obj.inst[p[1]] = {}
@@ -77,22 +81,18 @@ class Client:
         obj, p = self._target(path)
         obj.inst[p[1]][p[2]] = value
 
-    def get(self, path):
-        obj, p = self._target(path)
-        return obj.get(p[1], p[2])
-
     def bind(self, path, get=None, set=None):
         """Serve a resource from app code: `get()` returns the value; `set(value)` hears writes."""
         obj, p = self._target(path)
         if get:
             obj.hooks[p[1] << 16 | p[2]] = get
         if set:
-            obj.hooks[_SET << 32 | p[1] << 16 | p[2]] = set
+            obj.hooks[_SET << 26 | p[1] << 16 | p[2]] = set
 
     def on_execute(self, path, fn):
         """`fn(args)` runs when the server executes the resource; args is the text the server sent."""
         obj, p = self._target(path)
-        obj.hooks[_EXE << 32 | p[1] << 16 | p[2]] = fn
+        obj.hooks[_EXE << 26 | p[1] << 16 | p[2]] = fn
 
     def later(self, fn):
         """Run `fn()` after the current response has gone out (e.g. reboot after answering Execute)."""
@@ -109,12 +109,12 @@ class Client:
 
     @property
     def registered(self):
-        return self.reg.state == REGISTERED
+        return self.reg.state == _REGISTERED
 
     def _changed(self, oid, iid, rid):
         # Lifetime, binding and the object list are what an Update reports (§6.2.2)
         if rid is None or oid == 1 and rid in (1, 7):
-            if hasattr(self, "reg") and self.reg.state == REGISTERED:
+            if hasattr(self, "reg") and self.reg.state == _REGISTERED:
                 self.reg.want_update = True
 
     # -- sans-IO core ------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ class Client:
         end = ticks_add(ticks_ms(), _BYE_MS)
         while not bye and ticks_diff(end, ticks_ms()) > 0:
             self.poll(ticks_ms())
-        self.reg.state = STOPPED
+        self.reg.state = _STOPPED
         self.transport.close()
 
     async def serve(self):

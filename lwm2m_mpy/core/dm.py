@@ -33,16 +33,14 @@ _TEXT = const(0)
 _OPAQUE_T = const(6)
 _STRING_T = const(1)
 
-# Critical options (odd numbers) this client understands in a request; any other is 4.02 (RFC 7252 §5.4.1).
-_KNOWN_CRITICAL = (3, 7, 11, 15, 17)
 
 # Content formats (Core §7), each with the pre-1.0 number some servers still send
 _LINK = const(40)
 _OPAQUE = const(42)
 _TLV = const(11542)
-TEXT_FMTS = (0, 1541)
-OPAQUE_FMTS = (42, 1544)
-TLV_FMTS = (11542, 1542)
+_TEXT_FMTS = (0, 1541)
+_OPAQUE_FMTS = (42, 1544)
+_TLV_FMTS = (11542, 1542)
 
 
 class DM:
@@ -104,7 +102,7 @@ class DM:
                 plen += 1
             elif num == _ACCEPT:
                 accept = m.uint(_ACCEPT)
-            elif num & 1 and num not in _KNOWN_CRITICAL:
+            elif num & 1 and num not in (3, 7, 15):  # RFC 7252 §5.4.1: other critical options: 4.02
                 raise CoapError(130, "unrecognised critical option %d" % num)
         self.plen = plen
         code = m.code
@@ -163,13 +161,13 @@ class DM:
                 accept = _OPAQUE if single and rtype == _OPAQUE_T else _TEXT if single else _TLV
         elif accept is None:
             accept = _TLV
-        if accept in TEXT_FMTS or accept in OPAQUE_FMTS:
-            if not single or (accept in OPAQUE_FMTS) != (rtype == _OPAQUE_T):
+        if accept in _TEXT_FMTS or accept in _OPAQUE_FMTS:
+            if not single or (accept in _OPAQUE_FMTS) != (rtype == _OPAQUE_T):
                 raise CoapError(134, "format %d cannot carry this" % accept)
             w.content(accept, v if rtype == _OPAQUE_T else v.encode() if rtype == _STRING_T
                       else text.format_value(v, rtype).encode())
             return 69
-        if accept not in TLV_FMTS:
+        if accept not in _TLV_FMTS:
             raise CoapError(134, "format %d not supported" % accept)
         w.option(_CONTENT_FORMAT, accept)
         s = w.marker()

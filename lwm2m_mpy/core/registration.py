@@ -13,11 +13,11 @@ _POST = const(2)
 _DELETE = const(4)
 _LINK = const(40)
 
-IDLE = const(0)  # not started
-REGISTERING = const(1)
-REGISTERED = const(2)
-DEREGISTERING = const(3)
-STOPPED = const(4)
+_IDLE = const(0)  # not started
+_REGISTERING = const(1)
+_REGISTERED = const(2)
+_DEREGISTERING = const(3)
+_STOPPED = const(4)
 
 
 class Registration:
@@ -35,7 +35,7 @@ class Registration:
         self.version = version
         self.root_link = root_link
         self.retry_ms = retry_ms
-        self.state = IDLE
+        self.state = _IDLE
         self.location = None  # Location-Path segments from the 2.01
         self.due = 0
         self.failures = 0
@@ -60,18 +60,18 @@ class Registration:
         return ",".join(out)
 
     def start(self, now):
-        self.state = REGISTERING
+        self.state = _REGISTERING
         self.due = now
         self.failures = 0
 
     def step(self, now):
         """Send whatever is due; returns the next deadline or None."""
         st = self.state
-        if st == IDLE or st >= DEREGISTERING or self.ex.busy():
+        if st == _IDLE or st >= _DEREGISTERING or self.ex.busy():
             return None
-        if ticks_diff(self.due, now) > 0 and not (self.want_update and st == REGISTERED):
+        if ticks_diff(self.due, now) > 0 and not (self.want_update and st == _REGISTERED):
             return self.due
-        self._send(now, st == REGISTERED)
+        self._send(now, st == _REGISTERED)
         return None
 
     def _send(self, now, update):
@@ -116,21 +116,21 @@ class Registration:
         st = self.state
         code = m.code if m else 0
         why = "%d.%02d" % (code >> 5, code & 31) if m else "no answer"
-        if st == DEREGISTERING:
-            self.state = STOPPED
+        if st == _DEREGISTERING:
+            self.state = _STOPPED
             if self.log:
                 self.log("deregistered" if code == 66 else "deregister: " + why)
             if self.done:
                 self.done()
             return
-        ok = code == 68 and st == REGISTERED
-        if code == 65 and st == REGISTERING:
+        ok = code == 68 and st == _REGISTERED
+        if code == 65 and st == _REGISTERING:
             try:
                 loc = []
                 for seg in m.strings(_LOCATION_PATH):
                     loc.extend(seg.split("/"))  # one server sends "rd/1" as a single option
                 self.location = [s for s in loc if s]
-                self.state = REGISTERED
+                self.state = _REGISTERED
                 self.failures = 0
                 ok = True
             except CoapError:  # a Location-Path that is not UTF-8: no usable location, Register failed
@@ -142,29 +142,29 @@ class Registration:
             if self.log:
                 self.log("registered /" + "/".join(self.location) if code == 65 else "updated")
             return
-        if st == REGISTERED:
+        if st == _REGISTERED:
             # Update refused (4.04: the server forgot us) or unanswered: register from scratch (§6.2.2)
             delay = 0
         else:
             # Register failed: back off, doubling the communication retry timer (§6.2.1.1), max 1 h
             delay = min(self.retry_ms << min(self.failures, 16), 3600000)
             self.failures += 1
-        self.state = REGISTERING
+        self.state = _REGISTERING
         self.due = ticks_add(now, delay)
         if self.log:
-            self.log("%s failed (%s); register in %d s" % ("update" if st == REGISTERED else "register", why,
+            self.log("%s failed (%s); register in %d s" % ("update" if st == _REGISTERED else "register", why,
                                                           delay // 1000))
 
     def deregister(self, now, done=None):
         """Send De-register (§6.2.3) if registered; `done()` runs when it is answered or timed out."""
         self.ex.cancel()
         self.done = done
-        if self.state != REGISTERED:
-            self.state = STOPPED
+        if self.state != _REGISTERED:
+            self.state = _STOPPED
             if done:
                 done()
             return
-        self.state = DEREGISTERING
+        self.state = _DEREGISTERING
         w = self.ex.begin(_DELETE)
         for seg in self.location:
             w.option(_URI_PATH, seg)

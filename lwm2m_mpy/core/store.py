@@ -14,7 +14,8 @@ _OBJ_MULTI = const(1)
 _OBJ_MANDATORY = const(2)
 
 _NOT_FOUND = const(132)
-# Hooks live in Obj.hooks under kind << 32 | iid << 16 | rid: kind 0 getter, 1 setter, 2 execute
+# Hooks live in Obj.hooks under kind << 26 | iid << 16 | rid (kind 0 getter, 1 setter, 2 execute):
+# under 2**30, a small int even on 32-bit boards, so a lookup allocates nothing. Hooks need iid < 1024.
 
 
 class Obj:
@@ -62,7 +63,7 @@ class Obj:
     def present(self, iid, rid):
         """True if the resource is instantiated: a value, a getter, or (executables) an execute hook."""
         k = iid << 16 | rid
-        return rid in self.inst[iid] or k in self.hooks or (2 << 32 | k) in self.hooks
+        return rid in self.inst[iid] or k in self.hooks or (2 << 26 | k) in self.hooks
 
     def get(self, iid, rid):
         """Current value (a getter wins over a stored value); 4.04 if the resource is not instantiated."""

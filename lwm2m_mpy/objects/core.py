@@ -3,9 +3,13 @@
 One module for the three, since every client has all three: each module costs heap of its own.
 """
 import sys
+from micropython import const
 
 from .._compat import mem_free, mem_alloc, reset, unix_time
 from ..tables import o0, o1, o3
+
+_SET = const(1 << 26)
+_EXE = const(2 << 26)
 
 
 def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy", model=None,
@@ -17,28 +21,31 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
     # 0 Security: the server account; mode 3 = NoSec until DTLS arrives, so the keys stay empty.
     client.add(o0.T, 0, {0: uri, 1: False, 2: 3, 3: b"", 4: b"", 5: b"", 10: ssid})
     # 1 Server: lifetime (1) and binding (7) are what Register/Update report; 6 = store notifications
-    client.add(o1.T, 0, {0: ssid, 1: lifetime, 6: True, 7: binding})
-    client.on_execute("/1/0/8", client.update)  # Registration Update Trigger
+    # Hooks are set by key (kind << 26 | iid << 16 | rid; kind 0 get, 1 set, 2 execute) rather than by
+    # path strings, which would each stay interned in the heap.
+    client.add(o1.T, 0, {0: ssid, 1: lifetime, 6: True, 7: binding}).hooks[_EXE | 8] = client.update  # Update Trigger
     # 3 Device
     ver = "%d.%d.%d" % sys.implementation.version[:3]
-    client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,
-                         11: {0: 0},  # error code 0: no error
-                         16: binding, 19: ver})
+    device = client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,
+                                  11: {0: 0},  # error code 0: no error
+                                  16: binding, 19: ver})
+    hooks = device.hooks
     offset = [0]  # a written Current Time shifts the clock instead of setting the RTC
 
     def set_time(v):
         offset[0] = v - unix_time()
 
-    client.bind("/3/0/13", get=lambda: unix_time() + offset[0], set=set_time)
+    hooks[13] = lambda: unix_time() + offset[0]
+    hooks[_SET | 13] = set_time
     if mem_free:  # KiB, from the Python heap
-        client.bind("/3/0/10", get=lambda: mem_free() // 1024)
-        client.bind("/3/0/21", get=lambda: (mem_free() + mem_alloc()) // 1024)
+        hooks[10] = lambda: mem_free() // 1024
+        hooks[21] = lambda: (mem_free() + mem_alloc()) // 1024
     # Reboot and factory reset answer 2.04 first, then act (Core §E.4: the response precedes them)
     def restore():  # the default Factory Reset: these values again, attributes gone, register anew
         add(client, uri, lifetime, binding, ssid, manufacturer, model, serial, firmware, reboot, factory_reset)
         client.dm.attrs.clear()
         client.restart()
 
-    client.on_execute("/3/0/4", lambda args: client.later(reboot or reset or client.restart))
-    client.on_execute("/3/0/5", lambda args: client.later(factory_reset or restore))
-    client.on_execute("/3/0/12", lambda args: client.set("/3/0/11", {0: 0}))
+    hooks[_EXE | 4] = lambda args: client.later(reboot or reset or client.restart)
+    hooks[_EXE | 5] = lambda args: client.later(factory_reset or restore)
+    hooks[_EXE | 12] = lambda args: device.inst[0].__setitem__(11, {0: 0})  # Reset Error Code

@@ -3,13 +3,14 @@
 Connecting the socket makes the kernel drop datagrams from any other address, which is what the
 client must do with requests that do not come from its server.
 """
+from micropython import const
 import socket
 import select
 
 from .._compat import udp_send, udp_recv, IS_MICROPYTHON
 
 
-_SMALL = 256  # receive size when the heap has no room for a full one
+_SMALL = const(256)  # receive size when the heap has no room for a full one
 
 
 class UDP:
