@@ -73,7 +73,7 @@ class Exchange:
         self.p_tok = self.tok
         self.p_cb = cb
         if tx.buf[0] >> 4 & 3 == _CON:
-            self.p_data = bytes(tx.buf[: tx.n])
+            self.p_data = tx.buf[: tx.n]  # a copy already (a bytearray slice): one allocation
             self.p_tries = 0
             r = urandom(2)
             self.p_wait = _ACK_TIMEOUT + (r[0] << 8 | r[1]) % _ACK_RANDOM_MS
