@@ -1,8 +1,7 @@
 """Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME
 
-Options (README "Command line" has the full story):
-  --server URI  --endpoint NAME  --lifetime S  --binding B  --lwm2m 1.1|1.0  --root-link
-  --retry S  --seconds S  --board unix  --quiet  --help
+Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
+--root-link --retry S --seconds S --board unix --quiet --help. Defaults are Client()'s own.
 """
 import sys
 
@@ -12,34 +11,41 @@ _TX = bytearray(1152)
 
 
 def main(argv):
-    opts = {"server": "coap://127.0.0.1:5683", "endpoint": "lwm2m-mpy", "lifetime": "300", "binding": "U",
-            "lwm2m": "1.1", "retry": "60", "seconds": None, "board": "unix", "root-link": None, "quiet": None}
+    kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
+    args = ["lwm2m-mpy", "coap://127.0.0.1:5683"]  # endpoint, server
+    seconds = None
     i = 0
     while i < len(argv):
-        key = argv[i][2:]
-        if argv[i][:2] != "--" or key not in opts:
+        a = argv[i]
+        v = argv[i + 1] if i + 1 < len(argv) else None
+        i += 2
+        if a == "--root-link":  # the two flags take no value
+            kw["root_link"] = True
+            i -= 1
+        elif a == "--quiet":
+            kw["log"] = None
+            i -= 1
+        elif v is None or a not in ("--server", "--endpoint", "--lifetime", "--binding", "--lwm2m", "--retry",
+                                    "--seconds", "--board"):
             print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
                   " [--binding U] [--lwm2m 1.1|1.0] [--root-link] [--retry S] [--seconds S] [--board unix] [--quiet]")
-            return 0 if argv[i] in ("-h", "--help") else 2
-        if key in ("root-link", "quiet"):  # flags
-            opts[key] = True
-        else:
-            i += 1
-            if i == len(argv):
-                print("--%s needs a value" % key)
+            return 0 if a in ("-h", "--help") else 2
+        elif a == "--server":
+            args[1] = v
+        elif a == "--endpoint":
+            args[0] = v
+        elif a == "--seconds":
+            seconds = float(v)
+        elif a == "--board":
+            if v != "unix":
+                print("unknown board %s (available: unix)" % v)
                 return 2
-            opts[key] = argv[i]
-        i += 1
-    if opts["board"] != "unix":
-        print("unknown board %s (available: unix)" % opts["board"])
-        return 2
+        else:  # --lifetime, --binding, --lwm2m, --retry: Client keyword arguments
+            kw[{"--lwm2m": "version", "--retry": "retry_s"}.get(a, a[2:])] = v if a in ("--binding", "--lwm2m") else int(v)
     from lwm2m_mpy import Client
     from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 
-    client = Client(opts["endpoint"], opts["server"], int(opts["lifetime"]), opts["binding"], opts["lwm2m"],
-                    log=None if opts["quiet"] else lambda msg: print("lwm2m:", msg),
-                    root_link=bool(opts["root-link"]), retry_s=int(opts["retry"]), buffer=_TX)
-    client.run(None if opts["seconds"] is None else float(opts["seconds"]))
+    Client(*args, **kw).run(seconds)
     return 0
 
 

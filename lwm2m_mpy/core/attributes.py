@@ -41,7 +41,9 @@ def discover(dm, obj, w):
         keys = [(oid,)] if plen == 1 and first else []
         if plen < 3:
             keys.append((oid, iid))
-            keys.extend([(oid, iid, rid) for rid in obj.rids() if obj.present(iid, rid)])
+            t = obj.t  # the table's records, in resource id order
+            keys.extend([(oid, iid, rid) for rid in [t[o] << 8 | t[o + 1] for o in range(7, 7 + 4 * (t[5] << 8 | t[6]), 4)]
+                         if obj.present(iid, rid)])
         else:
             keys.append(tuple(path[:3]))
         for q in keys:

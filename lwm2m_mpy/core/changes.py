@@ -160,8 +160,10 @@ def create(dm, obj, m, w):
         kind, rid, ro, rl, i = next_entry(buf, i, end)
         rid, v = tlv_item(dm, obj, buf, kind, rid, ro, rl, _R | _W)
         values[rid] = v
-    for rid in obj.rids():  # §6.3.6: a new instance must carry its mandatory resources
-        f = obj.res(rid) & 255
+    t = obj.t
+    for o in range(7, 7 + 4 * (t[5] << 8 | t[6]), 4):  # §6.3.6: a new instance carries its mandatory ones
+        rid = t[o] << 8 | t[o + 1]
+        f = t[o + 3]
         if f & _MANDATORY and f & (_R | _W) and rid not in values:
             raise CoapError(128, "mandatory resource %d missing" % rid)
     obj.inst[iid] = values

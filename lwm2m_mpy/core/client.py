@@ -8,7 +8,7 @@ import gc
 
 # Collect between the big imports: the .mpy loader's short-lived objects otherwise stay scattered
 # between the long-lived ones, and a 48 KiB heap then has no room left for the client's buffers.
-from .._compat import ticks_ms, ticks_diff, ticks_add
+from .._compat import ticks_ms, ticks_diff, ticks_add, mem_free
 from ..coap.exchange import Exchange
 
 gc.collect()
@@ -27,6 +27,7 @@ _SET = const(1)
 _EXE = const(2)
 _REGISTERED = const(2)  # Registration states (core/registration.py)
 _STOPPED = const(4)
+_PRELOAD_FREE = const(16384)  # free bytes at start above which the DM modules load at once
 _MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
 _BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
 
@@ -119,6 +120,12 @@ class Client:
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def start(self, now):
+        # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
+        # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
+        # it on demand (core/dm.py).
+        if not mem_free or mem_free() > _PRELOAD_FREE:
+            self.dm._lazy("changes")
+            self.dm._lazy("attributes")
         self.reg.start(now)
 
     def feed(self, data, now):
@@ -199,7 +206,11 @@ class Client:
                     break
                 try:
                     self.poll(now)
-                except MemoryError:  # a crowded heap: say so and carry on; the exchange retries
+                except MemoryError:
+                    # A crowded heap: drop the on-demand DM modules and the duplicate cache (all can
+                    # be had again), so the next datagram can be read rather than spinning on this.
+                    self.dm.unload()
+                    self.ex.c_mid[:] = self.ex.c_data[:] = [None] * 4
                     gc.collect()
                     if self.log:
                         self.log("out of memory")

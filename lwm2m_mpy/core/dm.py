@@ -7,6 +7,7 @@ and the legacy 1541/1542/1544 numbers. Every failure raises CoapError and is ans
 """
 from micropython import const
 import gc
+import sys
 
 from .._compat import print_exception
 from ..errors import CoapError
@@ -135,8 +136,21 @@ class DM:
         mod = self.mods.get(name)
         if mod is None:
             gc.collect()
-            mod = self.mods[name] = __import__("lwm2m_mpy.core." + name, None, None, (name,))
+            try:
+                mod = __import__("lwm2m_mpy.core." + name, None, None, (name,))
+            except MemoryError:  # no room for both: drop the other on-demand module and try once more
+                self.unload()
+                mod = __import__("lwm2m_mpy.core." + name, None, None, (name,))
+            self.mods[name] = mod
         return mod
+
+    def unload(self):
+        """Forget the on-demand modules so their heap can be used again; they load again when needed."""
+        self.mods.clear()
+        for pkg, name in (("core", "changes"), ("core", "attributes"), ("codec", "reader"), ("codec", "link")):
+            sys.modules.pop("lwm2m_mpy.%s.%s" % (pkg, name), None)
+            sys.modules["lwm2m_mpy." + pkg].__dict__.pop(name, None)  # the package holds it too
+        gc.collect()
 
     # -- Read --------------------------------------------------------------------------------------
     def _read(self, obj, accept, w):

@@ -49,11 +49,6 @@ class Obj:
                 hi = mid
         return -1
 
-    def rids(self):
-        """All resource ids defined by the table, ascending."""
-        t = self.t
-        return [t[7 + 4 * k] << 8 | t[8 + 4 * k] for k in range(t[5] << 8 | t[6])]
-
     def instance(self, iid):
         d = self.inst.get(iid)
         if d is None:
