@@ -564,3 +564,21 @@ def test_compiled_tree_registers_and_reads_in_64k(server, mpy_client, micropytho
     assert proc.wait_exit(10) == 0
     proc.assert_clean()
     assert "MemoryError" not in proc.output()
+
+
+def test_compiled_tree_registers_and_serves_reads_in_52k(server, mpy_client):
+    """The heap budget, with a little room: `make bench` finds the floor (48-49 KiB on this port);
+    this guards against the resident code growing past it. Reads only: Write, Discover and the other
+    operations load their code on demand and need more (64 KiB above)."""
+    tree = ensure_mpy_tree()
+    ep = "e2e-heap-52k"
+    proc, _ = start_cli(mpy_client, server, ep, heapsize="52k", tree=str(tree))
+    for _ in range(20):
+        assert server.read(ep, "/3/0/0", accept=lws.TEXT).payload == b"lwm2m_mpy", proc.output()
+        device = server.read(ep, "/3/0", accept=lws.TLV)
+        assert device.code == "2.05" and device.value[0] == "lwm2m_mpy", proc.output()
+    proc.send_signal(signal.SIGINT)
+    server.wait_for("deregister", ep, timeout=10)
+    assert proc.wait_exit(10) == 0
+    proc.assert_clean()
+    assert "MemoryError" not in proc.output() and "out of memory" not in proc.output()
