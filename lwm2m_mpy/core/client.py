@@ -55,6 +55,12 @@ class Client:
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
         core.add(self, server, lifetime, binding, **(device or {}))  # also sets up factory reset
         self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
+        # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
+        # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
+        # it on demand (core/dm.py).
+        if not mem_free or mem_free() > _PRELOAD_FREE:
+            self.dm._lazy("changes")
+            self.dm._lazy("attributes")
 
     # -- application API ---------------------------------------------------------------------------
     def add(self, table, iid=None, values=None):
@@ -120,12 +126,6 @@ class Client:
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def start(self, now):
-        # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
-        # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
-        # it on demand (core/dm.py).
-        if not mem_free or mem_free() > _PRELOAD_FREE:
-            self.dm._lazy("changes")
-            self.dm._lazy("attributes")
         self.reg.start(now)
 
     def feed(self, data, now):
