@@ -27,7 +27,7 @@ _SET = const(1)
 _EXE = const(2)
 _REGISTERED = const(2)  # Registration states (core/registration.py)
 _STOPPED = const(4)
-_PRELOAD_FREE = const(16384)  # free bytes at start above which the DM modules load at once
+_PRELOAD_FREE = const(14336)  # free bytes at start above which the DM modules load at once
 _MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
 _BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
 
