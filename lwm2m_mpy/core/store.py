@@ -3,16 +3,8 @@ from micropython import const
 
 from ..errors import CoapError
 
-# Resource flags in a table record
-_R = const(1)
-_W = const(2)
-_E = const(4)
-_MULTI = const(8)
-_MANDATORY = const(16)
-# Object flags
-_OBJ_MULTI = const(1)
-_OBJ_MANDATORY = const(2)
-
+# Table layout and flag bits: docs/design.md "Static object tables" (the modules that test flags
+# keep their own private consts, which mpy-cross inlines).
 _NOT_FOUND = const(132)
 # Hooks live in Obj.hooks under kind << 26 | iid << 16 | rid (kind 0 getter, 1 setter, 2 execute):
 # under 2**30, a small int even on 32-bit boards, so a lookup allocates nothing. Hooks need iid < 1024.
