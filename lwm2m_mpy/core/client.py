@@ -190,7 +190,7 @@ class Client:
             if data is None:
                 return
             now = ticks_ms()
-            feed(data, now, t.cut)
+            feed(data, now, getattr(t, "cut", False))  # a transport may not know about cutting
             if self._later:
                 self.step(now)
 
