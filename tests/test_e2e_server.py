@@ -582,3 +582,19 @@ def test_compiled_tree_registers_and_serves_reads_in_52k(server, mpy_client):
     assert proc.wait_exit(10) == 0
     proc.assert_clean()
     assert "MemoryError" not in proc.output() and "out of memory" not in proc.output()
+
+
+def test_asyncio_serve_shares_the_loop(server, mpy_client):
+    """`await client.serve()`: registers, answers reads while another asyncio task keeps running (its
+    tick count, served as /3/0/9, grows between reads), and de-registers when stopped."""
+    ep = "e2e-asyncio"
+    proc = mpy_client(app_args("async_app.py", server.uri, ep, 3))
+    server.wait_for("register", ep, timeout=REGISTER_TIMEOUT)
+    first = server.read(ep, "/3/0/9", accept=lws.TEXT)
+    time.sleep(0.5)
+    second = server.read(ep, "/3/0/9", accept=lws.TEXT)
+    assert first.code == second.code == "2.05", (first, second, proc.output())
+    assert int(second.value) > int(first.value), (first.value, second.value)
+    server.wait_for("deregister", ep, timeout=10)
+    proc.wait_line(r"^APP exit ticks=\d+$", timeout=10)
+    proc.assert_clean()
