@@ -1,5 +1,6 @@
 """asyncio driver for the client: `await client.serve()` awaits the socket instead of blocking in poll."""
 import asyncio
+import gc
 
 from ._compat import ticks_ms, IS_MICROPYTHON
 
@@ -32,7 +33,13 @@ async def serve(client):
     client.start(ticks_ms())
     try:
         while not client.done:
-            if await _readable(t.sock, client.wait_ms(ticks_ms())):
-                client.drain()
+            try:
+                if await _readable(t.sock, client.wait_ms(ticks_ms())):
+                    client.drain()
+            except MemoryError:  # the same relief as in Client.run() (kept inline there for its heap)
+                client.dm.unload()
+                c = client.ex.c_mid
+                c[:] = client.ex.c_data[:] = [None] * len(c)
+                gc.collect()
     finally:
         client.shutdown()
