@@ -265,6 +265,17 @@ def _method(method):
     return Code[text.upper()]
 
 
+def _set_options(message, query, content_format, accept):
+    """Uri-Query, Content-Format and Accept when given; returns the message."""
+    if query:
+        message.opt.uri_query = tuple(query)
+    if content_format is not None:
+        message.opt.content_format = content_format
+    if accept is not None:
+        message.opt.accept = accept
+    return message
+
+
 def _option(number, value):
     """An aiocoap option of any number (known or not) from bytes, int or str."""
     if isinstance(value, (bytes, bytearray)):
@@ -658,13 +669,7 @@ class LwM2MServer:
     def _message(self, reg, code, parts, payload=b"", content_format=None, accept=None, query=()):
         message = Message(code=code, payload=bytes(payload))  # confirmable: aiocoap's default
         message.opt.uri_path = tuple(reg.root) + tuple(str(p) for p in parts)
-        if query:
-            message.opt.uri_query = tuple(query)
-        if content_format is not None:
-            message.opt.content_format = content_format
-        if accept is not None:
-            message.opt.accept = accept
-        return message
+        return _set_options(message, query, content_format, accept)
 
     def _result(self, response, parts):
         if response is None:
@@ -811,12 +816,7 @@ class LwM2MServer:
         message = Message(code=_method(method), payload=bytes(payload),
                           transport_tuning=aiocoap.Reliable if confirmable else aiocoap.Unreliable)
         message.opt.uri_path = tuple(p for p in str(path).split("/") if p)
-        if query:
-            message.opt.uri_query = tuple(query)
-        if content_format is not None:
-            message.opt.content_format = content_format
-        if accept is not None:
-            message.opt.accept = accept
+        _set_options(message, query, content_format, accept)
         for number, value in options:
             message.opt.add_option(_option(number, value))
         try:
