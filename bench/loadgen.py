@@ -92,14 +92,22 @@ def load(sock, addr, window, warmup, seconds, lost_after, pid=None):
     ok = lost = errors = other = sent = 0
     rtt_sum = 0.0
     cpu0 = cpu1 = None
-    now = clock()
-    for _ in range(window):
+    def fire(now):
+        """Send the next GET (new MID and token) and track it as outstanding."""
+        nonlocal mid, token, sent
         mid = (mid + 1) & 0xFFFF
         token = (token + 1) & 0xFFFFFFFF
         pack_into(req, 2, mid, token)
         outstanding[mid] = (token, now)
-        send(req)
         sent += 1
+        try:
+            send(req)
+        except (BlockingIOError, ConnectionRefusedError):
+            pass  # counted as lost when it times out
+
+    now = clock()
+    for _ in range(window):
+        fire(now)
     last_check = now
     while True:
         now = clock()
@@ -147,15 +155,7 @@ def load(sock, addr, window, warmup, seconds, lost_after, pid=None):
                         rtt_sum += now - entry[1]
                     else:
                         errors += 1
-                mid = (mid + 1) & 0xFFFF
-                token = (token + 1) & 0xFFFFFFFF
-                pack_into(req, 2, mid, token)
-                outstanding[mid] = (token, now)
-                sent += 1
-                try:
-                    send(req)
-                except (BlockingIOError, ConnectionRefusedError):
-                    pass  # counted as lost when it times out
+                fire(now)
         # Give up on requests unanswered for too long (checked every 50 ms); keep the window full.
         if now - last_check >= 0.05:
             last_check = now
@@ -164,15 +164,7 @@ def load(sock, addr, window, warmup, seconds, lost_after, pid=None):
                     del outstanding[m]
                     if measuring:
                         lost += 1
-                    mid = (mid + 1) & 0xFFFF
-                    token = (token + 1) & 0xFFFFFFFF
-                    pack_into(req, 2, mid, token)
-                    outstanding[mid] = (token, now)
-                    sent += 1
-                    try:
-                        send(req)
-                    except (BlockingIOError, ConnectionRefusedError):
-                        pass
+                    fire(now)
     wall = cpu1[2] - cpu0[2] if cpu0 and cpu1 else seconds
     result = {
         "ok": ok,
