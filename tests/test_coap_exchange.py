@@ -64,8 +64,8 @@ class Peer:
         w.buf[1] = CONTENT
 
     def done(self, msg):
-        if msg is None:
-            self.results.append(None)
+        if not msg:  # None: timeout; False: RST
+            self.results.append(msg)
         else:  # msg is the Exchange's receive buffer: copy out what the test needs now
             self.results.append((msg.type, msg.code, msg.mid, bytes(msg.buf[4 : 4 + msg.tkl]),
                                  bytes(msg.payload())))
@@ -290,8 +290,51 @@ def test_rst_to_our_con():
     p.ex.feed(empty(RST, (mid + 1) & 0xFFFF), 50)  # not ours: ignored
     assert p.results == [] and p.ex.busy()
     p.ex.feed(empty(RST, mid), 100)
-    assert p.results == [None] and not p.ex.busy()
+    assert p.results == [False] and not p.ex.busy()  # False, not None: a RST is not a timeout
     assert p.ex.step(100000) is None and len(p.sent) == 1  # no retransmission after the RST
+
+
+def _notify(p, mtype, now, token=b"\xaa\xbb"):
+    """Send a notification (2.05 with the observer's token, RFC 7641) the way core/observe.py does."""
+    w = p.ex.tx
+    p.ex.mid = mid = (p.ex.mid + 1) & 0xFFFF
+    w.header(mtype, CONTENT, mid, int.from_bytes(token, "big"), len(token))
+    if mtype == CON:
+        p.ex.request(p.done, now)
+    else:
+        p.ex.send(w.buf, w.n)
+    return mid
+
+
+def test_con_notification_ends_with_its_empty_ack():
+    p = Peer()
+    mid = _notify(p, CON, 0)
+    assert p.ex.busy()
+    p.ex.feed(empty(ACK, mid), 100)
+    assert not p.ex.busy() and len(p.results) == 1 and p.results[0][:3] == (ACK, 0, mid)
+    assert p.ex.step(100000) is None and len(p.sent) == 1  # no retransmission, no separate-response wait
+
+
+def test_con_notification_rst_and_timeout_are_told_apart():
+    p = Peer()
+    mid = _notify(p, CON, 0)
+    p.ex.feed(empty(RST, mid), 10)
+    assert p.results == [False]
+    _notify(p, CON, 20)
+    t = 20
+    while p.ex.busy():  # 4 retransmissions, then the timeout
+        t += 1000
+        p.ex.step(t)
+    assert p.results == [False, None] and len(p.sent) == 1 + 5
+
+
+def test_rst_to_a_non_notification_goes_to_the_rst_hook():
+    p = Peer()
+    heard = []
+    p.ex.rst = heard.append
+    mid = _notify(p, NON, 0)
+    p.ex.feed(empty(RST, mid), 10)
+    assert heard == [mid] and p.results == []
 
 
 def test_con_response_with_unknown_token_gets_rst():

@@ -14,8 +14,7 @@ _NON = const(1)
 _ACK = const(2)
 _RST = const(3)
 
-_ACK_TIMEOUT = const(2000)  # ms, §4.8
-_ACK_RANDOM_MS = const(1000)  # _ACK_TIMEOUT * (ACK_RANDOM_FACTOR 1.5 - 1)
+_ACK_TIMEOUT = const(2000)  # ms, §4.8; a random 0-50 % is added (ACK_RANDOM_FACTOR 1.5)
 _MAX_RETRANSMIT = const(4)
 _EXCHANGE_LIFETIME = const(247000)  # ms, §4.8.2
 _MAX_TRANSMIT_WAIT = const(93000)  # ms: bound on waiting for a separate response after an empty ACK
@@ -52,12 +51,13 @@ class Exchange:
         self.c_data = [None] * _CACHE
         self.c_next = 0
         self.sep_mid = -1  # MID of the last separate CON response we acknowledged
-        self.sep_mid = -1  # MID of the last separate CON response we acknowledged
+        self.rst = None  # rst(mid): a RST that answers none of our outstanding CONs (a NON notification's)
+        self.ack_ms = _ACK_TIMEOUT  # RFC 7252 §4.8: a transmission parameter; tests shorten it
         self.now = 0
 
     # -- outgoing requests -------------------------------------------------------------------------
     def busy(self):
-        return self.p_tok >= 0
+        return self.p_cb is not None
 
     def begin(self, code, mtype=_CON):
         """Start a request in the shared writer; add options/payload, then call `request(cb, now)`."""
@@ -67,16 +67,19 @@ class Exchange:
         return self.tx
 
     def request(self, cb, now):
-        """Send what `begin` built. `cb(msg)` gets the response, or `cb(None)` on timeout or RST."""
+        """Send what is in the writer. `cb(msg)` gets the response, `cb(None)` on timeout, `cb(False)` on RST.
+
+        A CON notification (a response code, RFC 7641) is done with its empty ACK; a request with its response.
+        """
         tx = self.tx
         self.p_mid = self.mid
-        self.p_tok = self.tok
+        self.p_tok = self.tok if tx.buf[1] < 32 else -2  # -2: no response awaited, the ACK ends it
         self.p_cb = cb
         if tx.buf[0] >> 4 & 3 == _CON:
             self.p_data = tx.buf[: tx.n]  # a copy already (a bytearray slice): one allocation
             self.p_tries = 0
             r = urandom(2)
-            self.p_wait = _ACK_TIMEOUT + (r[0] << 8 | r[1]) % _ACK_RANDOM_MS
+            self.p_wait = self.ack_ms + (r[0] << 8 | r[1]) % (self.ack_ms >> 1)
         else:
             self.p_data = None
             self.p_wait = _MAX_TRANSMIT_WAIT
@@ -99,7 +102,7 @@ class Exchange:
     def step(self, now):
         """Retransmit or give up on the outstanding request; returns the next deadline or None."""
         self.now = now
-        if self.p_tok < 0:
+        if self.p_cb is None:
             return None
         if ticks_diff(self.p_due, now) > 0:
             return self.p_due
@@ -148,12 +151,17 @@ class Exchange:
         if code == 0:  # Empty: ping, or ACK/RST of our request
             if t == _CON:
                 self._empty(_RST, mid)
-            elif mid == self.p_mid and self.p_tok >= 0:
+            elif mid == self.p_mid and self.p_cb is not None:
                 if t == _RST:
-                    self._finish(None)
-                elif t == _ACK:  # separate response follows (§5.2.2); stop retransmitting
-                    self.p_data = None
-                    self.p_due = ticks_add(now, _MAX_TRANSMIT_WAIT)
+                    self._finish(False)
+                elif t == _ACK:
+                    if self.p_tok == -2:  # the ACK of a CON notification: done
+                        self._finish(m)
+                    else:  # separate response follows (§5.2.2); stop retransmitting
+                        self.p_data = None
+                        self.p_due = ticks_add(now, _MAX_TRANSMIT_WAIT)
+            elif t == _RST and self.rst:
+                self.rst(mid)
         elif code < 32:  # a request
             if t == _CON and mid in self.c_mid:  # the membership test runs in C: cheap when absent
                 k = self.c_mid.index(mid)

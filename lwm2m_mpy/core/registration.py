@@ -39,7 +39,12 @@ class Registration:
         self.location = None  # Location-Path segments from the 2.01
         self.due = 0
         self.failures = 0
-        self.sent = None  # (lifetime, binding, links) last told to the server
+        self.sent = None  # (lifetime, binding, links) in the Register/Update in flight or last sent
+        self.acked = None  # ... and as the server last confirmed them
+        self.until = 0  # ticks when the server drops the registration unless updated
+        self.oks = 0  # successful Register/Update count: observers wait for it after a lost link
+        self.epoch = 0  # successful Register count: a new registration voids the server's observations
+        self.queue = False  # queue mode: told to the server in Register
         self.want_update = False
         self.done = None  # called once De-register is answered or timed out
 
@@ -96,12 +101,17 @@ class Registration:
             w.option(_CONTENT_FORMAT, _LINK)
             slinks = None
             q = ["ep=" + self.ep, "lt=%d" % lt, "lwm2m=" + self.version, "b=" + b]
+            if self.queue:  # 1.1 says queue mode with a Q parameter, 1.0 with a Q in the binding
+                if self.version == "1.0":
+                    q[3] += "Q"
+                else:
+                    q.append("Q")
         for s in q:
             w.option(_URI_QUERY, s)
         if links != slinks:
             w.marker()
-            if self.root_link and not update:
-                w.put(b'</>;rt="oma.lwm2m",')
+            if self.root_link and not update:  # one ct, the preferred format: what Wakaama and Leshan parse
+                w.put(b'</>;rt="oma.lwm2m";ct=112,')
             w.put(links.encode())
             q.append(links)
         self.sent = (lt, b, links)
@@ -131,23 +141,37 @@ class Registration:
                     loc.extend(seg.split("/"))  # one server sends "rd/1" as a single option
                 self.location = [s for s in loc if s]
                 self.state = _REGISTERED
-                self.failures = 0
                 ok = True
             except CoapError:  # a Location-Path that is not UTF-8: no usable location, Register failed
                 why = "bad Location-Path"
+        lt = self.objs[1].inst[0][1] * 1000
         if ok:
             # Next Update before the lifetime runs out, leaving room for CoAP retransmissions
-            lt = self.objs[1].inst[0][1] * 1000
             self.due = ticks_add(now, lt - max(lt // 10, min(93000, lt // 2)))
+            self.until = ticks_add(now, lt)
+            self.acked = self.sent
+            self.oks += 1
+            if code == 65:
+                self.epoch += 1
+            self.failures = 0
             if self.log:
                 self.log("registered /" + "/".join(self.location) if code == 65 else "updated")
             return
+        delay = min(self.retry_ms << min(self.failures, 16), 3600000)
+        if st == _REGISTERED and m is None and ticks_diff(self.until, ticks_add(now, delay)) > 0:
+            # Unanswered while the server still holds the registration (and its observations): the link
+            # is down, not the registration. Try the Update again, with what it had to say.
+            self.failures += 1
+            self.sent = self.acked
+            self.due = ticks_add(now, delay)
+            if self.log:
+                self.log("update failed (%s); again in %d s" % (why, delay // 1000))
+            return
         if st == _REGISTERED:
-            # Update refused (4.04: the server forgot us) or unanswered: register from scratch (§6.2.2)
+            # Update refused (4.04: the server forgot us) or too late: register from scratch (§6.2.2)
             delay = 0
         else:
             # Register failed: back off, doubling the communication retry timer (§6.2.1.1), max 1 h
-            delay = min(self.retry_ms << min(self.failures, 16), 3600000)
             self.failures += 1
         self.state = _REGISTERING
         self.due = ticks_add(now, delay)
