@@ -96,4 +96,6 @@ def write_attributes(dm, obj, m):
         dm.attrs[key] = new
     else:
         dm.attrs.pop(key, None)
+    if dm.obs:  # running observations take the new periods at once
+        dm.obs.retime()
     return 68

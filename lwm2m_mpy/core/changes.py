@@ -25,6 +25,8 @@ _OPAQUE_T = const(6)
 _TEXT_FMTS = (0, 1541)  # each content format with its pre-1.0 number
 _OPAQUE_FMTS = (42, 1544)
 _TLV_FMTS = (11542, 1542)
+_SENML_JSON = const(110)
+_SENML_CBOR = const(112)
 _SET_HOOK = const(1)
 _EXE_HOOK = const(2)
 # TLV identifier types (Core §7.4.3)
@@ -56,6 +58,8 @@ def decode(dm, obj, m, need, plen):
         if (plen == 4) != bool(flags & _MULTI):
             raise CoapError(128, "single/multiple resource mismatch")
         return [(path[2], {path[3]: v} if plen == 4 else v)]
+    if cf == _SENML_JSON or cf == _SENML_CBOR:
+        return dm._lazy("composite").items(dm, obj, m, cf, need, plen)
     if cf not in _TLV_FMTS:
         raise CoapError(143, "format %d not supported" % cf)
     out = []
@@ -112,8 +116,14 @@ def write(dm, obj, m, replace):
     if plen < 2:
         raise CoapError(133, "write on an object")
     iid = path[1]
-    inst = obj.instance(iid)
-    items = decode(dm, obj, m, _W, plen)
+    obj.instance(iid)  # 4.04 before anything else
+    apply(dm, obj, iid, decode(dm, obj, m, _W, plen), replace, plen)
+    return 68
+
+
+def apply(dm, obj, iid, items, replace, plen):
+    """Store checked (rid, value) items in instance `iid`, tell the app's setters and the observers."""
+    inst = obj.inst[iid]
     if replace and plen == 2:  # §6.3.3 replace: writable optional resources not given are removed
         given = [rid for rid, _ in items]
         for rid in list(inst):
@@ -131,7 +141,6 @@ def write(dm, obj, m, replace):
             fn(v)
         if dm.changed:
             dm.changed(obj.oid, iid, rid)
-    return 68
 
 
 def create(dm, obj, m, w):

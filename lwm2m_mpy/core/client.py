@@ -43,7 +43,8 @@ class Client:
     """
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
-                 log=print, root_link=False, retry_s=60, buffer=1152, device=None):
+                 log=print, root_link=False, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
+                 sleep=None, store=8, confirm=10):
         self.endpoint = endpoint
         self.server = server
         self.log = log
@@ -51,10 +52,19 @@ class Client:
         self.transport = transport
         self.done = False
         self._later = []
+        self._sends = []  # (paths, done) waiting for the exchange
+        self.store_max = store  # notifications kept while the server is out of reach
+        self.confirm = confirm  # every confirm-th notification is confirmable
+        self.awake_ms = awake_s * 1000 if queue else 0  # queue mode: listen this long after traffic
+        self.sleep = sleep  # sleep(ms) in queue mode, e.g. machine.lightsleep; None: wait on the socket
+        self.active = 0  # ticks of the last datagram in or notification out
+        self.dozing = False
         self.dm = DM(objs, self._changed, log)
+        self.dm.client = self
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
         core.add(self, server, lifetime, binding, **(device or {}))  # also sets up factory reset
         self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
+        self.reg.queue = queue
         # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
         # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
         # it on demand (core/dm.py).
@@ -87,6 +97,19 @@ class Client:
         """Set a resource value ("/3/0/0"); a multiple resource takes a dict {instance id: value}."""
         obj, p = self._target(path)
         obj.inst[p[1]][p[2]] = value
+        if self.dm.obs:
+            self.dm.obs.changed(p[0], p[1], p[2])
+
+    def changed(self, path):
+        """Tell observers that a getter-backed resource ("/3303/0/5700") has a new value to read."""
+        if self.dm.obs:
+            p = [int(x) for x in path.strip("/").split("/")]
+            self.dm.obs.changed(p[0], p[1], p[2])
+
+    def send(self, paths, done=None):
+        """Send (LwM2M 1.1): POST the current values of `paths` (["/3303/0/5700", ...]) to the server as
+        SenML CBOR once registered; `done(ok, why)` hears the result ("2.04", "no answer", "muted ...")."""
+        self._sends.append((paths, done))
 
     def bind(self, path, get=None, set=None):
         """Serve a resource from app code: `get()` returns the value; `set(value)` hears writes."""
@@ -123,13 +146,27 @@ class Client:
         if rid is None or oid == 1 and rid in (1, 7):
             if hasattr(self, "reg") and self.reg.state == _REGISTERED:
                 self.reg.want_update = True
+        if self.dm.obs:
+            self.dm.obs.changed(oid, iid, rid)
+
+    def asleep(self, now):
+        """Queue mode: nothing in flight and no traffic for awake_s seconds. The server then holds its
+        requests until the client's next Update; notifications wait in the store (core/observe.py)."""
+        a = bool(self.awake_ms) and not self.ex.busy() and ticks_diff(now, self.active) >= self.awake_ms
+        if a != self.dozing:
+            self.dozing = a
+            if self.log:
+                self.log("queue mode: " + ("asleep" if a else "awake"))
+        return a
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def start(self, now):
+        self.active = now
         self.reg.start(now)
 
     def feed(self, data, now):
         """One datagram from the server."""
+        self.active = now
         self.ex.feed(data, now)
         if self._later:
             self.step(now)
@@ -141,7 +178,13 @@ class Client:
         a = self.ex.step(now)
         b = self.reg.step(now)
         if a is None or b is not None and ticks_diff(a, b) > 0:
-            return b
+            a = b
+        if self.dm.obs:
+            b = self.dm.obs.step(now)
+            if a is None or b is not None and ticks_diff(a, b) > 0:
+                a = b
+        if self._sends and self.reg.state == _REGISTERED and not self.ex.busy():
+            self.dm._lazy("composite").send(self, now)
         return a
 
     # -- drivers -----------------------------------------------------------------------------------
@@ -170,8 +213,11 @@ class Client:
         return _MAX_WAIT if deadline is None else max(0, min(ticks_diff(deadline, ticks_ms()), _MAX_WAIT))
 
     def poll(self, now):
-        """One turn of the blocking driver: timers, wait for the socket, handle what came."""
-        if self.transport.wait(self.wait_ms(now)):
+        """One turn of the blocking driver: timers, wait for the socket (or sleep, in queue mode), handle what came."""
+        ms = self.wait_ms(now)
+        if self.sleep and self.asleep(now):
+            self.sleep(ms)
+        elif self.transport.wait(ms):
             self.drain()
 
     def drain(self):
@@ -190,6 +236,7 @@ class Client:
             if data is None:
                 return
             now = ticks_ms()
+            self.active = now
             feed(data, now, getattr(t, "cut", False))  # a transport may not know about cutting
             if self._later:
                 self.step(now)

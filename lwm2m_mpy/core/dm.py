@@ -27,6 +27,9 @@ _GET = const(1)
 _POST = const(2)
 _PUT = const(3)
 _DELETE = const(4)
+_FETCH = const(5)
+_IPATCH = const(7)
+_OBSERVE = const(6)
 _URI_PATH = const(11)
 _URI_QUERY = const(15)
 _ACCEPT = const(17)
@@ -39,6 +42,8 @@ _STRING_T = const(1)
 _LINK = const(40)
 _OPAQUE = const(42)
 _TLV = const(11542)
+_SENML_JSON = const(110)
+_SENML_CBOR = const(112)
 _TEXT_FMTS = (0, 1541)
 _OPAQUE_FMTS = (42, 1544)
 _TLV_FMTS = (11542, 1542)
@@ -55,6 +60,9 @@ class DM:
         self.path = [0, 0, 0, 0]
         self.mods = {}  # lazily imported operation modules
         self.plen = 0
+        self.obs = None  # core/observe.py's Observer, made on the first Observe
+        self.v = None  # the value of the last single-resource read
+        self.client = None  # set by the Client: the observer sends through it
 
     # -- entry point, called by the exchange layer with the request and the response writer --------
     def handle(self, m, w):
@@ -83,6 +91,7 @@ class DM:
         path = self.path
         plen = 0
         accept = None
+        observe = False
         buf = m.buf
         for k in range(m.count):
             num = onum[k]
@@ -103,11 +112,15 @@ class DM:
                 plen += 1
             elif num == _ACCEPT:
                 accept = m.uint(_ACCEPT)
+            elif num == _OBSERVE:
+                observe = True
             elif num & 1 and num not in (3, 7, 15):  # RFC 7252 §5.4.1: other critical options: 4.02
                 raise CoapError(130, "unrecognised critical option %d" % num)
         self.plen = plen
         code = m.code
         if plen == 0:
+            if code == _FETCH or code == _IPATCH:  # Read-, Observe-, Write-Composite (§6.3.2, §6.3.3, §6.4)
+                return self._lazy("composite").request(self, m, w, accept, observe)
             raise CoapError(133, "operation not allowed on /")
         if path[0] == 0:  # §6.3: the Security object is for the Bootstrap-Server only
             raise CoapError(129, "Security object")
@@ -115,6 +128,8 @@ class DM:
         if obj is None:
             raise CoapError(132, "no object %d" % path[0])
         if code == _GET:
+            if observe:  # Observe, or Cancel Observation (§6.4.1, §6.4.2)
+                return self.observer().request(self, m, w, accept, obj)
             if accept != _LINK:
                 return self._read(obj, accept, w)
             return self._lazy("attributes").discover(self, obj, w)
@@ -129,6 +144,11 @@ class DM:
         if code == _DELETE and plen == 2:
             return self._lazy("changes").delete(self, obj)
         raise CoapError(133, "method not allowed here")
+
+    def observer(self):
+        if self.obs is None:
+            self.obs = self._lazy("observe").Observer(self.client)
+        return self.obs
 
     def _lazy(self, name):
         """core/changes.py or core/attributes.py, imported on first use after a collection (the loader
@@ -147,7 +167,8 @@ class DM:
     def unload(self):
         """Forget the on-demand modules so their heap can be used again; they load again when needed."""
         self.mods.clear()
-        for pkg, name in (("core", "changes"), ("core", "attributes"), ("codec", "reader"), ("codec", "link")):
+        for pkg, name in (("core", "changes"), ("core", "attributes"), ("core", "composite"), ("codec", "reader"),
+                          ("codec", "link"), ("codec", "senml"), ("codec", "cbor")):
             sys.modules.pop("lwm2m_mpy.%s.%s" % (pkg, name), None)
             sys.modules["lwm2m_mpy." + pkg].__dict__.pop(name, None)  # the package holds it too
         gc.collect()
@@ -156,6 +177,8 @@ class DM:
     def _read(self, obj, accept, w):
         path = self.path
         plen = self.plen
+        if accept == _SENML_JSON or accept == _SENML_CBOR:
+            return self._lazy("composite").read(self, w, accept, (tuple(path[:plen]),))
         single = False
         if plen == 2:
             obj.instance(path[1])
@@ -171,6 +194,7 @@ class DM:
                 single = True
             else:
                 single = not flags & _MULTI
+            self.v = v  # what observe remembers of a notification (a getter is not called twice)
             if accept is None:
                 accept = _OPAQUE if single and rtype == _OPAQUE_T else _TEXT if single else _TLV
         elif accept is None:
