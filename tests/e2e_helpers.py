@@ -26,9 +26,9 @@ if str(ROOT / "tools") not in sys.path:
 class ClientProcess(conftest.MpyProcess):
     """conftest.MpyProcess, started in `cwd` (never the repository root, see the module doc)."""
 
-    def __init__(self, cmd, env, cwd):
+    def __init__(self, cmd, env, cwd, stdin=False):
         self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", bufsize=1)
         self._lines = []
@@ -39,6 +39,13 @@ class ClientProcess(conftest.MpyProcess):
 
     def alive(self):
         return self.proc.poll() is None
+
+    def command(self, line, timeout=10):
+        """For apps that read commands (tests/apps/clock_app.py): send one line, wait for its "ok T";
+        returns T, the app's clock in ms."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return int(self.wait_line(r"^ok (\d+)$", timeout).group(1))
 
     def count(self, regex):
         pattern = re.compile(regex)
@@ -67,13 +74,13 @@ def mpy_client(micropython, tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir(exist_ok=True)
 
-    def start(args, heapsize=conftest.DEFAULT_HEAP, tree=None, path=(), env=None):
+    def start(args, heapsize=conftest.DEFAULT_HEAP, tree=None, path=(), env=None, stdin=False):
         cmd = [micropython, "-X", "heapsize=" + heapsize] + [str(a) for a in args]
         environment = conftest.micropython_env(tree, env)
         if path:
             parts = environment["MICROPYPATH"].split(":")
             environment["MICROPYPATH"] = ":".join(parts[:-1] + [str(p) for p in path] + parts[-1:])
-        process = ClientProcess(cmd, environment, cwd)
+        process = ClientProcess(cmd, environment, cwd, stdin)
         started.append(process)
         return process
 
