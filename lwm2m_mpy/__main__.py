@@ -11,40 +11,49 @@ import sys
 _TX = bytearray(1152)
 
 
+# The option names live in long strings split at run time: every short string literal would be interned
+# as a qstr, and on the 64-bit unix port the qstr pool's next growth (about 3.6 KiB at once) decides
+# whether the client still fits in 48 KiB. Valued options map in order onto Client keyword arguments.
+_VALUED = "--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
+_FLAGS = "--root-link --queue --quiet"
+_KEYWORDS = "lifetime binding version retry_s awake_s confirm store"
+_USAGE = ("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
+          " [--binding U] [--lwm2m 1.1|1.0] [--root-link] [--retry S] [--queue] [--awake S] [--confirm N]"
+          " [--store N] [--seconds S] [--board unix] [--quiet]")
+
+
 def main(argv):
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
     args = ["lwm2m-mpy", "coap://127.0.0.1:5683"]  # endpoint, server
     seconds = None
+    valued = _VALUED.split()
+    flags = _FLAGS.split()
     i = 0
     while i < len(argv):
         a = argv[i]
         v = argv[i + 1] if i + 1 < len(argv) else None
         i += 2
-        if a in ("--root-link", "--queue"):  # the flags take no value
-            kw[a[2:].replace("-", "_")] = True
+        if a in flags:  # no value
             i -= 1
-        elif a == "--quiet":
-            kw["log"] = None
-            i -= 1
-        elif v is None or a not in ("--server", "--endpoint", "--lifetime", "--binding", "--lwm2m", "--retry",
-                                    "--awake", "--confirm", "--store", "--seconds", "--board"):
-            print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
-                  " [--binding U] [--lwm2m 1.1|1.0] [--root-link] [--retry S] [--queue] [--awake S] [--confirm N]"
-                  " [--store N] [--seconds S] [--board unix] [--quiet]")
+            if a == flags[2]:
+                kw["log"] = None
+            else:
+                kw[a[2:].replace("-", "_")] = True
+            continue
+        if v is None or a not in valued:
+            print(_USAGE)
             return 0 if a in ("-h", "--help") else 2
-        elif a == "--server":
-            args[1] = v
-        elif a == "--endpoint":
-            args[0] = v
-        elif a == "--seconds":
+        k = valued.index(a)
+        if k < 2:  # --server, --endpoint
+            args[1 - k] = v
+        elif k == 2:
             seconds = float(v)
-        elif a == "--board":
+        elif k == 3:
             if v != "unix":
                 print("unknown board %s (available: unix)" % v)
                 return 2
-        else:  # --lifetime, --binding, --lwm2m, --retry, --awake, --confirm, --store: Client keyword arguments
-            kw[{"--lwm2m": "version", "--retry": "retry_s", "--awake": "awake_s"}.get(a, a[2:])] = (
-                v if a in ("--binding", "--lwm2m") else int(v))
+        else:  # Client keyword arguments; --binding and --lwm2m are text
+            kw[_KEYWORDS.split()[k - 4]] = v if k in (5, 6) else int(v)
     from lwm2m_mpy import Client
     from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 

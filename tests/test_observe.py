@@ -353,7 +353,7 @@ def test_lost_link_stores_notifications_and_flushes_them_in_order():
     probes = [m for m in (decode(x) for x in d.link.sent) if m.code == POST]
     assert probes and all(opt(m, URI_PATH) == b"rd" for m in probes)
     obs = d.c.dm.obs
-    assert len(obs.store) == 3 and obs.dropped >= 1
+    assert len(obs.held) == 3 and obs.dropped >= 1
     d.link.sent.clear()
     # the server answers the next Update: the stored notifications go out in order, confirmable
     upd = None
@@ -376,7 +376,7 @@ def test_lost_link_stores_notifications_and_flushes_them_in_order():
     assert all(m.type == CON for m in flushed)
     s = [int.from_bytes(opt(m, OBSERVE), "big") for m in flushed]
     assert s == sorted(s)
-    assert not obs.store
+    assert not obs.held
 
 
 def test_new_registration_voids_observations_and_the_store():

@@ -59,7 +59,7 @@ def decode(dm, obj, m, need, plen):
             raise CoapError(128, "single/multiple resource mismatch")
         return [(path[2], {path[3]: v} if plen == 4 else v)]
     if cf == _SENML_JSON or cf == _SENML_CBOR:
-        return dm._lazy("composite").items(dm, obj, m, cf, need, plen)
+        return dm._lazy("core.composite").items(dm, obj, m, cf, need, plen)
     if cf not in _TLV_FMTS:
         raise CoapError(143, "format %d not supported" % cf)
     out = []

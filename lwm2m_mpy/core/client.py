@@ -27,7 +27,7 @@ _SET = const(1)
 _EXE = const(2)
 _REGISTERED = const(2)  # Registration states (core/registration.py)
 _STOPPED = const(4)
-_PRELOAD_FREE = const(14336)  # free bytes at start above which the DM modules load at once
+_PRELOAD_FREE = const(36864)  # free bytes at start above which the DM modules load at once (leaves room for Observe)
 _MAX_WAIT = const(1000)  # ms: the loop looks at its timers at least this often
 _BYE_MS = const(5000)  # how long shutdown waits for the De-register answer
 
@@ -53,9 +53,9 @@ class Client:
         self.done = False
         self._later = []
         self._sends = []  # (paths, done) waiting for the exchange
-        self.store_max = store  # notifications kept while the server is out of reach
+        self.store = store  # notifications kept while the server is out of reach
         self.confirm = confirm  # every confirm-th notification is confirmable
-        self.awake_ms = awake_s * 1000 if queue else 0  # queue mode: listen this long after traffic
+        self.awake_s = awake_s if queue else 0  # queue mode: listen this long after traffic
         self.sleep = sleep  # sleep(ms) in queue mode, e.g. machine.lightsleep; None: wait on the socket
         self.active = 0  # ticks of the last datagram in or notification out
         self.dozing = False
@@ -69,8 +69,8 @@ class Client:
         # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
         # it on demand (core/dm.py).
         if not mem_free or mem_free() > _PRELOAD_FREE:
-            self.dm._lazy("changes")
-            self.dm._lazy("attributes")
+            self.dm._lazy("core.changes")
+            self.dm._lazy("core.attributes")
 
     # -- application API ---------------------------------------------------------------------------
     def add(self, table, iid=None, values=None):
@@ -152,11 +152,11 @@ class Client:
     def asleep(self, now):
         """Queue mode: nothing in flight and no traffic for awake_s seconds. The server then holds its
         requests until the client's next Update; notifications wait in the store (core/observe.py)."""
-        a = bool(self.awake_ms) and not self.ex.busy() and ticks_diff(now, self.active) >= self.awake_ms
+        a = self.awake_s > 0 and not self.ex.busy() and ticks_diff(now, self.active) >= self.awake_s * 1000
         if a != self.dozing:
             self.dozing = a
             if self.log:
-                self.log("queue mode: " + ("asleep" if a else "awake"))
+                self.log("queue mode: asleep" if a else "queue mode: awake")
         return a
 
     # -- sans-IO core ------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class Client:
             if a is None or b is not None and ticks_diff(a, b) > 0:
                 a = b
         if self._sends and self.reg.state == _REGISTERED and not self.ex.busy():
-            self.dm._lazy("composite").send(self, now)
+            self.dm._lazy("core.composite").send(self, now)
         return a
 
     # -- drivers -----------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ _OPAQUE_FMTS = (42, 1544)
 _TLV_FMTS = (11542, 1542)
 
 
+_ON_DEMAND = "core.changes core.attributes core.composite codec.reader codec.link codec.senml codec.cbor"
+
+
 class DM:
     """Answers device-management requests from the LwM2M server against `objs` {oid: Obj}."""
 
@@ -73,6 +76,10 @@ class DM:
         except CoapError as e:
             code = e.code
             why = e.args[0] if e.args else ""
+        except MemoryError:  # no room for the code this needs (on-demand modules): free them, say so
+            self.unload()
+            code = 160
+            why = "out of memory"
         except Exception as e:  # an app callback or a bug: answer 5.00, keep running, say why
             print_exception(e)
             code = 160
@@ -120,7 +127,7 @@ class DM:
         code = m.code
         if plen == 0:
             if code == _FETCH or code == _IPATCH:  # Read-, Observe-, Write-Composite (§6.3.2, §6.3.3, §6.4)
-                return self._lazy("composite").request(self, m, w, accept, observe)
+                return self._lazy("core.composite").request(self, m, w, accept, observe)
             raise CoapError(133, "operation not allowed on /")
         if path[0] == 0:  # §6.3: the Security object is for the Bootstrap-Server only
             raise CoapError(129, "Security object")
@@ -129,48 +136,46 @@ class DM:
             raise CoapError(132, "no object %d" % path[0])
         if code == _GET:
             if observe:  # Observe, or Cancel Observation (§6.4.1, §6.4.2)
-                return self.observer().request(self, m, w, accept, obj)
+                return self._lazy("core.observe").get(self).request(self, m, w, accept, obj)
             if accept != _LINK:
                 return self._read(obj, accept, w)
-            return self._lazy("attributes").discover(self, obj, w)
+            return self._lazy("core.attributes").discover(self, obj, w)
         if code == _PUT and m.pl == m.n and m.find(_CONTENT_FORMAT) < 0 and m.find(_URI_QUERY) >= 0:
-            return self._lazy("attributes").write_attributes(self, obj, m)
+            return self._lazy("core.attributes").write_attributes(self, obj, m)
         if code == _PUT or code == _POST and plen == 2:
-            return self._lazy("changes").write(self, obj, m, code == _PUT)
+            return self._lazy("core.changes").write(self, obj, m, code == _PUT)
         if code == _POST and plen == 1:
-            return self._lazy("changes").create(self, obj, m, w)
+            return self._lazy("core.changes").create(self, obj, m, w)
         if code == _POST and plen == 3:
-            return self._lazy("changes").execute(self, obj, m)
+            return self._lazy("core.changes").execute(self, obj, m)
         if code == _DELETE and plen == 2:
-            return self._lazy("changes").delete(self, obj)
+            return self._lazy("core.changes").delete(self, obj)
         raise CoapError(133, "method not allowed here")
 
-    def observer(self):
-        if self.obs is None:
-            self.obs = self._lazy("observe").Observer(self.client)
-        return self.obs
-
     def _lazy(self, name):
-        """core/changes.py or core/attributes.py, imported on first use after a collection (the loader
-        needs contiguous room, which a heap that has been serving for a while may only have after one)."""
+        """An on-demand module ("core.changes"), imported on first use after a collection (the loader
+        needs contiguous room, which a heap that has been serving for a while may only have after one).
+        Names are written out in full: strings that long are not interned, and every qstr counts (see
+        docs/design.md, "Memory")."""
         mod = self.mods.get(name)
         if mod is None:
             gc.collect()
             try:
-                mod = __import__("lwm2m_mpy.core." + name, None, None, (name,))
-            except MemoryError:  # no room for both: drop the other on-demand module and try once more
+                mod = __import__("lwm2m_mpy." + name, None, None, (name,))
+            except MemoryError:  # no room for both: drop the other on-demand modules and try once more
                 self.unload()
-                mod = __import__("lwm2m_mpy.core." + name, None, None, (name,))
+                mod = __import__("lwm2m_mpy." + name, None, None, (name,))
             self.mods[name] = mod
         return mod
 
     def unload(self):
-        """Forget the on-demand modules so their heap can be used again; they load again when needed."""
+        """Forget the on-demand modules so their heap can be used again; they load again when needed.
+        (core.observe stays: its records live in the Observer.)"""
         self.mods.clear()
-        for pkg, name in (("core", "changes"), ("core", "attributes"), ("core", "composite"), ("codec", "reader"),
-                          ("codec", "link"), ("codec", "senml"), ("codec", "cbor")):
-            sys.modules.pop("lwm2m_mpy.%s.%s" % (pkg, name), None)
-            sys.modules["lwm2m_mpy." + pkg].__dict__.pop(name, None)  # the package holds it too
+        for name in _ON_DEMAND.split():
+            pkg, _, leaf = name.partition(".")
+            sys.modules.pop("lwm2m_mpy." + name, None)
+            sys.modules["lwm2m_mpy." + pkg].__dict__.pop(leaf, None)  # the package holds it too
         gc.collect()
 
     # -- Read --------------------------------------------------------------------------------------
@@ -178,7 +183,7 @@ class DM:
         path = self.path
         plen = self.plen
         if accept == _SENML_JSON or accept == _SENML_CBOR:
-            return self._lazy("composite").read(self, w, accept, (tuple(path[:plen]),))
+            return self._lazy("core.composite").read(self, w, accept, (tuple(path[:plen]),))
         single = False
         if plen == 2:
             obj.instance(path[1])

@@ -42,8 +42,6 @@ class Registration:
         self.sent = None  # (lifetime, binding, links) in the Register/Update in flight or last sent
         self.acked = None  # ... and as the server last confirmed them
         self.until = 0  # ticks when the server drops the registration unless updated
-        self.oks = 0  # successful Register/Update count: observers wait for it after a lost link
-        self.epoch = 0  # successful Register count: a new registration voids the server's observations
         self.queue = False  # queue mode: told to the server in Register
         self.want_update = False
         self.done = None  # called once De-register is answered or timed out
@@ -102,7 +100,7 @@ class Registration:
             slinks = None
             q = ["ep=" + self.ep, "lt=%d" % lt, "lwm2m=" + self.version, "b=" + b]
             if self.queue:  # 1.1 says queue mode with a Q parameter, 1.0 with a Q in the binding
-                if self.version == "1.0":
+                if self.version < "1.1":
                     q[3] += "Q"
                 else:
                     q.append("Q")
@@ -139,7 +137,7 @@ class Registration:
                 loc = []
                 for seg in m.strings(_LOCATION_PATH):
                     loc.extend(seg.split("/"))  # one server sends "rd/1" as a single option
-                self.location = [s for s in loc if s]
+                self.location = [s for s in loc if s]  # a new list: observers see a new registration by it
                 self.state = _REGISTERED
                 ok = True
             except CoapError:  # a Location-Path that is not UTF-8: no usable location, Register failed
@@ -149,10 +147,7 @@ class Registration:
             # Next Update before the lifetime runs out, leaving room for CoAP retransmissions
             self.due = ticks_add(now, lt - max(lt // 10, min(93000, lt // 2)))
             self.until = ticks_add(now, lt)
-            self.acked = self.sent
-            self.oks += 1
-            if code == 65:
-                self.epoch += 1
+            self.acked = self.sent  # a new tuple each time: observers see an answered Register/Update by it
             self.failures = 0
             if self.log:
                 self.log("registered /" + "/".join(self.location) if code == 65 else "updated")
