@@ -130,3 +130,54 @@ def test_many_operations_do_not_wedge_the_client(nodelib, mpy_client):
     assert time.monotonic() - started < 20
     assert not nodelib.events("unregister")
     proc.assert_clean()
+
+
+# --- Observe (clock app: tests/apps/clock_app.py, a clock the test moves) ------------------------------
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    import subprocess
+    import sys
+
+    from e2e_helpers import ROOT
+
+    out = tmp_path_factory.mktemp("tables")
+    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "objgen.py"), "-o", str(out), "3303"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    assert gen.returncode == 0, gen.stdout.decode()
+    return out
+
+
+def test_observe_notifications_and_unacknowledged_con(nodelib, mpy_client, tables):
+    """node-lib drops an observe response with Observe=0 and never ACKs a confirmable notification. The
+    client delivers the non-confirmable ones; the every-3rd confirmable one goes unanswered, so the
+    client probes with an Update (answered), tries once more, then drops the observation (RFC 7641
+    §4.5) instead of looping; it stays registered and serving."""
+    ep = "nl-observe"
+    proc = mpy_client(app_args("clock_app.py", uri(nodelib), ep, "confirm=3"), path=[tables], stdin=True)
+    nodelib.wait_event("register", ep=ep, timeout=REGISTER_TIMEOUT)
+    proc.command("sync")
+    obs = nodelib.observe(ep, "/3303/0/5700")
+    # node-lib drops a first response whose Observe value is 0; ours starts at 1, so it is reported
+    assert float(obs.next(timeout=5)) == 20.0
+    got = []
+    for value in (21.5, 22.5):
+        proc.command("set /3303/0/5700 %s" % value)
+        proc.command("tick 1000")
+        got.append(float(obs.next(timeout=5)))
+    assert got == [21.5, 22.5]  # NON notifications, both reported
+    proc.command("set /3303/0/5700 23.5")  # the 3rd: confirmable, never acknowledged
+    for _ in range(60):
+        proc.command("tick 5000")
+        if "lwm2m: cancel /3303/0/5700 (not acknowledged)" in proc.output():
+            break
+    out = proc.output()
+    assert "lwm2m: cancel /3303/0/5700 (not acknowledged)" in out, out
+    assert "lwm2m: updated" in out  # the probe: the server answers Updates
+    assert out.count("lwm2m: register ") == 1  # registered once: no re-register loop
+    proc.command("set /3303/0/5700 24.5")
+    proc.command("tick 10000")
+    out = proc.output()
+    assert out.count("lwm2m: notify") == 3 and out.count("flush stored notification") == 1  # then quiet
+    assert nodelib.read(ep, "/3303/0/5700") == "24.5"  # still serving
+    proc.assert_clean()

@@ -707,20 +707,38 @@ def test_server_thread_binds_loopback_only_and_exclusively():
 
 # --- the CLI ------------------------------------------------------------------------------------------------
 
-def test_cli_prints_events_and_device_resources():
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "tools" / "lwm2m_server.py"), "--port", "0", "--read-every", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    lines = []
+class CliServer:
+    """tools/lwm2m_server.py as a child process on a free port (.port); read_until() waits, bounded,
+    for an output line matching a pattern. A context manager: leaving it kills what is left."""
 
-    def read_until(pattern, timeout=10):
+    def __init__(self, *args):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "tools" / "lwm2m_server.py"), "--port", "0", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.lines = []
+
+    def __enter__(self):
+        try:
+            self.port = int(self.read_until(r"port (\d+)").group(1))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        self.process.stdout.close()
+
+    def read_until(self, pattern, timeout=10):
         deadline = time.monotonic() + timeout
         result = {}
 
         def reader():
-            for line in process.stdout:
-                lines.append(line.rstrip("\n"))
+            for line in self.process.stdout:
+                self.lines.append(line.rstrip("\n"))
                 match = re.search(pattern, line)
                 if match:
                     result["match"] = match
@@ -728,14 +746,19 @@ def test_cli_prints_events_and_device_resources():
         thread = threading.Thread(target=reader, daemon=True)
         thread.start()
         thread.join(max(0, deadline - time.monotonic()))
-        assert "match" in result, "no %r in CLI output:\n%s" % (pattern, "\n".join(lines))
+        assert "match" in result, "no %r in CLI output:\n%s" % (pattern, "\n".join(self.lines))
         return result["match"]
 
-    try:
-        port = int(read_until(r"port (\d+)").group(1))
+    def interrupt(self):
+        """Ctrl-C; the exit status."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(10)
 
+
+def test_cli_prints_events_and_device_resources():
+    with CliServer("--read-every", "0") as cli:
         async def body():
-            device = await FakeDevice(port, "cli-dev").start()
+            device = await FakeDevice(cli.port, "cli-dev").start()
             device.site.answers[("GET", "/3/0")] = Message(code=Code.CONTENT, payload=DEVICE_TLV,
                                                            content_format=codec.TLV)
             try:
@@ -751,16 +774,10 @@ def test_cli_prints_events_and_device_resources():
                 await device.stop()
         run(body)
 
-        read_until(r"^register ep=cli-dev lt=300 b=U lwm2m=1\.1 objects=</1/0>,</3/0>")
-        line = read_until(r"^  /3/0/0 ")
+        cli.read_until(r"^register ep=cli-dev lt=300 b=U lwm2m=1\.1 objects=</1/0>,</3/0>")
+        line = cli.read_until(r"^  /3/0/0 ")
         assert line.string.rstrip("\n") in ("  /3/0/0 Manufacturer = Open Mobile Alliance",
                                             "  /3/0/0 = 0x4f70656e204d6f62696c6520416c6c69616e6365")  # no registry
-        read_until(r"^  /3/0/6/1 .*= 5$")
-        read_until(r"^deregister ep=cli-dev")
-        process.send_signal(signal.SIGINT)
-        assert process.wait(10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(5)
-        process.stdout.close()
+        cli.read_until(r"^  /3/0/6/1 .*= 5$")
+        cli.read_until(r"^deregister ep=cli-dev")
+        assert cli.interrupt() == 0

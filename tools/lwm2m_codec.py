@@ -1,13 +1,18 @@
-"""Host-side LwM2M payload codecs: TLV (LwM2M 1.1 Core §7.4.3), plain text (§7.4.1), CoRE link
-format (RFC 6690, as used by Register and Discover, Core §6.2.1 / §5.4.2).
+"""Host-side LwM2M payload codecs: TLV (LwM2M 1.1 Core §7.4.3), plain text (§7.4.1), SenML JSON and
+SenML CBOR (§7.4.4 / §7.4.5 on RFC 8428), CoRE link format (RFC 6690, as used by Register and
+Discover, Core §6.2.1 / §5.4.2).
 
 Written from the specifications for the host server (tools/lwm2m_server.py), independently of the
 client's streaming codecs in lwm2m_mpy/codec/, so that interop tests compare two implementations.
 Plain CPython: values are Python objects, payloads are bytes.
 """
 import base64
+import json
 import re
 import struct
+from typing import NamedTuple, Optional
+
+import cbor2
 
 # --- Content-Format numbers (Core §7.2, the CoRE Content-Formats registry) ------------------------
 TEXT = 0  # text/plain;charset=utf-8
@@ -372,6 +377,202 @@ def decode_text(data, type_name=None):
     raise CodecError("cannot decode type %r from text" % kind)
 
 
+# --- SenML JSON (110) and SenML CBOR (112): Core §7.4.4 / §7.4.5, RFC 8428 ------------------------
+# A pack is an array of records. A record's name is the base name (bn, which carries over to the
+# records after it) plus its own name (n); here the name is an LwM2M path ("/3/0/7/0"). A record holds
+# at most one value: v (number), vs (string), vb (boolean), vd (opaque: base64url without padding in
+# JSON, a byte string in CBOR) or LwM2M's vlo (Objlnk "oid:iid"); Read-Composite and Observe-Composite
+# requests carry records with a name only. CBOR uses the integer labels of RFC 8428 §6 (vlo has none).
+
+SENML_FORMATS = (SENML_JSON, SENML_CBOR)
+_SENML_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs", 0: "n", 1: "u", 2: "v",
+                 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}
+_SENML_KEYS = {name: label for label, name in _SENML_LABELS.items()}
+_SENML_VALUES = ("v", "vs", "vb", "vd", "vlo")
+# The SenML field each data type is written in.
+_SENML_FIELD = {"string": "vs", "corelnk": "vs", "integer": "v", "unsigned": "v", "time": "v",
+                "float": "v", "boolean": "vb", "opaque": "vd", "objlnk": "vlo"}
+
+
+class SenMLRecord(NamedTuple):
+    """One resolved record: path (bn + n), value (None for a path-only record), time (bt + t, or
+    None when the record has neither)."""
+    path: str
+    value: object
+    time: Optional[float] = None
+
+
+def _senml_pack(data, content_format):
+    """The records of a payload as dicts keyed by the JSON field names."""
+    data = bytes(data)
+    if content_format == SENML_JSON:
+        try:
+            pack = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise CodecError("SenML JSON: %s" % e) from None
+    elif content_format == SENML_CBOR:
+        try:
+            pack = cbor2.loads(data)
+        except (cbor2.CBORDecodeError, ValueError, TypeError) as e:
+            raise CodecError("SenML CBOR: %s" % e) from None
+    else:
+        raise CodecError("content format %r is not SenML (110 or 112)" % (content_format,))
+    if not isinstance(pack, list) or not all(isinstance(record, dict) for record in pack):
+        raise CodecError("a SenML pack is an array of maps, got %r" % (pack,))
+    if content_format == SENML_JSON:
+        return pack
+    # CBOR: integer labels to names; labels RFC 8428 does not define are ignored like unknown fields.
+    return [{_SENML_LABELS.get(key, key): value for key, value in record.items()} for record in pack]
+
+
+def _senml_value(fields, binary, base_value):
+    present = [name for name in _SENML_VALUES if name in fields]
+    if len(present) > 1:
+        raise CodecError("SenML record with more than one value: %r" % (fields,))
+    if not present:
+        return None
+    name = present[0]
+    value = fields[name]
+    if name == "v" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value + base_value if base_value is not None else value
+    if name == "vs" and isinstance(value, str):
+        return value
+    if name == "vb" and isinstance(value, bool):
+        return value
+    if name == "vd" and binary and isinstance(value, bytes):
+        return value
+    if name == "vd" and not binary and isinstance(value, str) and re.match(r"[A-Za-z0-9_-]*={0,2}\Z", value):
+        try:  # base64url; RFC 8428 §5 leaves the padding out, accept it anyway
+            return base64.b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4), b"-_", validate=True)
+        except ValueError as e:
+            raise CodecError("SenML vd %r is not base64url: %s" % (value, e)) from None
+    if name == "vlo" and isinstance(value, str) and re.match(r"[0-9]+:[0-9]+\Z", value):
+        object_id, instance_id = value.split(":")
+        return int(object_id), int(instance_id)
+    raise CodecError("bad SenML %s value %r" % (name, value))
+
+
+def _senml_path(name):
+    try:
+        if name.startswith("/"):
+            return format_path(parse_path(name))
+    except ValueError:
+        pass
+    raise CodecError("SenML name %r is not an LwM2M path" % name)
+
+
+def senml_records(data, content_format):
+    """[SenMLRecord] of a SenML JSON or CBOR payload, names and times resolved (RFC 8428 §4.6).
+    Raises CodecError on a malformed pack, a name that is not an LwM2M path, a value of the wrong
+    kind, or a must-understand field (a name ending in "_", RFC 8428 §4.4)."""
+    base_name, base_time, base_value = "", None, None
+    records = []
+    for fields in _senml_pack(data, content_format):
+        unknown = [name for name in fields if isinstance(name, str) and name.endswith("_")]
+        if unknown:
+            raise CodecError("SenML must-understand field(s) %s" % ", ".join(unknown))
+        if "bn" in fields:
+            base_name = fields["bn"]
+        if "bt" in fields:
+            base_time = fields["bt"]
+        if "bv" in fields:
+            base_value = fields["bv"]
+        name = fields.get("n", "")
+        if not isinstance(base_name, str) or not isinstance(name, str):
+            raise CodecError("SenML bn/n must be strings: %r" % (fields,))
+        path = _senml_path(base_name + name)
+        times = [t for t in (base_time, fields.get("t")) if t is not None]
+        if any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in times):
+            raise CodecError("SenML bt/t must be numbers: %r" % (fields,))
+        value = _senml_value(fields, content_format == SENML_CBOR, base_value)
+        records.append(SenMLRecord(path, value, sum(times) if times else None))
+    return records
+
+
+def decode_senml(data, content_format):
+    """{path: value} of a SenML payload ({"/3/0/1": "Model", "/3/0/7/0": 3800, ...}). A path given
+    more than once (a time series) keeps its last value; senml_records() has them all."""
+    return senml_values(senml_records(data, content_format))
+
+
+def senml_values(records):
+    """{path: value} of resolved records (see decode_senml); a record without a value is an error."""
+    values = {}
+    for record in records:
+        if record.value is None:
+            raise CodecError("SenML record for %s has no value" % record.path)
+        values[record.path] = record.value
+    return values
+
+
+def decode_senml_paths(data, content_format):
+    """The paths of a SenML payload, in order (the request body of Read- and Observe-Composite)."""
+    return [record.path for record in senml_records(data, content_format)]
+
+
+def _senml_field(value, type_name):
+    """(field name, value as the format carries it before JSON/CBOR specifics)."""
+    kind = norm_type(type_name) or infer_type(value)
+    field = _SENML_FIELD.get(kind)
+    if field is None:
+        raise CodecError("cannot write type %r in SenML" % kind)
+    if field == "v":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CodecError("%s value must be a number, got %r" % (kind, value))
+        return field, float(value) if kind == "float" else value
+    if field == "vs" and not isinstance(value, str):
+        raise CodecError("%s value must be str, got %r" % (kind, value))
+    if field == "vb" and value not in (True, False):
+        raise CodecError("boolean value must be True/False, got %r" % (value,))
+    if field == "vd":
+        return field, bytes(value)
+    if field == "vlo":
+        return field, "%d:%d" % tuple(value)
+    return field, bool(value) if field == "vb" else value
+
+
+def senml_pack(values, types=None):
+    """SenML records (dicts with the JSON field names) for {path: value}, or for a list of paths
+    (records with a name only). The first record's bn is the path prefix all records share (at
+    least one segment short of the shortest path: "/3/0/" for the resources of /3/0), as in the
+    Core §7.4.4 examples; types: {path: type name}, else inferred from each Python value."""
+    paths = [parse_path(path) for path in values]
+    if not isinstance(values, dict):
+        return [{"n": format_path(parts)} for parts in paths]
+    common = 0
+    if paths:
+        shortest = min(len(parts) for parts in paths)
+        while common < shortest - 1 and len({parts[common] for parts in paths}) == 1:
+            common += 1
+    records = []
+    for parts, value in zip(paths, values.values()):
+        record = {}
+        if common and not records:
+            record["bn"] = format_path(parts[:common]) + "/"
+        record["n"] = "/".join(str(p) for p in parts[common:]) if common else format_path(parts)
+        type_name = (types or {}).get(format_path(parts))
+        field, record[field] = _senml_field(value, type_name)
+        records.append(record)
+    return records
+
+
+def encode_senml(values, content_format, types=None):
+    """SenML JSON (110) or CBOR (112) payload of {path: value} or of a list of paths; see senml_pack."""
+    pack = senml_pack(values, types)
+    if content_format == SENML_JSON:
+        for record in pack:
+            if "vd" in record:
+                record["vd"] = base64.urlsafe_b64encode(record["vd"]).rstrip(b"=").decode("ascii")
+        try:
+            return json.dumps(pack, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except ValueError as e:  # NaN and infinities have no JSON form
+            raise CodecError("SenML JSON: %s" % e) from None
+    if content_format == SENML_CBOR:
+        return cbor2.dumps([{_SENML_KEYS.get(name, name): value for name, value in record.items()}
+                            for record in pack])
+    raise CodecError("content format %r is not SenML (110 or 112)" % (content_format,))
+
+
 # --- CoRE link format (RFC 6690 §2) -----------------------------------------------------------------
 # link-value = "<" URI-Reference ">" *( ";" link-param ), links separated by ",". A parameter value is
 # a token or a quoted-string; quoted strings may hold "," and ";" and backslash escapes.
@@ -480,7 +681,10 @@ def parse_path(path):
         parts = [int(p) for p in path]
     else:
         text = str(path).strip("/")
-        parts = [int(p) for p in text.split("/")] if text else []
+        try:
+            parts = [int(p) for p in text.split("/")] if text else []
+        except ValueError:
+            raise ValueError("bad LwM2M path %r" % (path,)) from None
     if len(parts) > 4 or any(not 0 <= p <= 0xFFFF for p in parts):
         raise ValueError("bad LwM2M path %r" % (path,))
     return tuple(parts)

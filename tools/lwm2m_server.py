@@ -1,13 +1,19 @@
-"""Host-side LwM2M 1.1 server on aiocoap: the Registration interface (Core §6.2, Transport §6.4) and
-every device-management operation (Core §6.3), an in-process API for tests (async `LwM2MServer`,
-blocking `ServerThread`) and a CLI for `make run`.
+"""Host-side LwM2M 1.1 server on aiocoap: the Registration interface (Core §6.2, Transport §6.4), every
+device-management operation (Core §6.3, with Read-/Write-Composite), information reporting (Core §6.4:
+Observe and Observe-Composite with both ways of cancelling, Send on /dp), an in-process API for tests
+(async `LwM2MServer`, blocking `ServerThread`) and a CLI for `make run`.
 
     with ServerThread() as server:                    # 127.0.0.1, a free port: server.port
         ...start a client against coap://127.0.0.1:<server.port>...
         reg = server.wait_for("register", "dev1", timeout=10)
         result = server.read("dev1", "/3/0", accept=TLV)  # Result(code="2.05", ..., value={0: ...})
+        obs = server.observe("dev1", "/3303/0/5700")     # obs.first: Result; notifications follow
+        obs.wait(2, timeout=5)                          # [Notification(seq=1, mtype="NON", ...), ...]
+        obs.cancel()                                    # GET Observe=1 (proactive=False: RST the next)
+        sent = server.wait_for("send", "dev1")          # sent.values == {"/3303/0/5700": 23.5}
 
 CLI: python tools/lwm2m_server.py [--host 127.0.0.1] [--port 5683] [--read-every S] [--quiet]
+     [--registry DIR] [--observe PATH ...]
 """
 import argparse
 import asyncio
@@ -50,7 +56,7 @@ DEFAULT_LIFETIME = 86400  # Core §6.2.1: lt when the client leaves it out
 DEFAULT_PORT = 5683
 SUPPORTED_VERSIONS = ("1.0", "1.1")
 BINDING_LETTERS = set("UMHTSNQ")  # 1.1 modes (U, M, H, T, S, N) plus 1.0's queue flag Q
-EVENT_KINDS = ("register", "update", "deregister", "expire")
+EVENT_KINDS = ("register", "update", "deregister", "expire", "send")
 # ../shared/oma-registry relative to the repository root (this file is <root>/tools/...).
 DEFAULT_REGISTRY = Path(__file__).resolve().parent.parent.parent / "shared" / "oma-registry"
 
@@ -62,7 +68,8 @@ log = logging.getLogger("lwm2m_server")
 class Result(NamedTuple):
     """Outcome of one request sent to a client. code: CoAP code as "2.05" (or "RST" when the client
     reset the message); value: payload decoded by its content format (TLV -> dict, text -> str,
-    link format -> [(path, attrs)], JSON -> object, else bytes; the diagnostic str for errors);
+    SenML JSON/CBOR -> {"/3/0/1": value}, link format -> [(path, attrs)], JSON -> object, else
+    bytes; the diagnostic str for errors);
     location: Location-Path of a Create ("/3303/1"); decode_error: why value is None if decoding
     failed."""
     code: str
@@ -105,6 +112,12 @@ class Registration:
     updates: list = dataclasses.field(default_factory=list)
     remote: object = dataclasses.field(default=None, repr=False, compare=False)  # aiocoap remote
 
+    def covers(self, path):
+        """True when the client registered the object instance path lies in (the object itself for
+        a path "/o"): what a Send may report (Core §6.4.6)."""
+        parts = codec.parse_path(path)
+        return parts[:2] in {codec.parse_path(o)[:2] for o in self.objects}
+
     @property
     def objects(self):
         """Object links relative to the root: ["/1/0", "/3/0", ...] (root link and others left out)."""
@@ -130,7 +143,7 @@ class Registration:
 
 @dataclasses.dataclass
 class Event:
-    kind: str  # "register", "update", "deregister" or "expire"
+    kind: str  # "register", "update", "deregister", "expire" or "send"
     endpoint: str
     location: str
     time: float
@@ -143,10 +156,229 @@ class Event:
     version: str
     seq: int = 0  # position in LwM2MServer.events
     replaced: Optional[str] = None  # register: location of the same endpoint's older registration
+    # send (Core §6.4.6): the reported {path: value}, every SenML record (times, repeated paths),
+    # the request's content format (110/112), payload and message type ("CON" or "NON")
+    values: Optional[dict] = None
+    records: Optional[list] = None
+    content_format: Optional[int] = None
+    payload: Optional[bytes] = None
+    mtype: Optional[str] = None
 
 
 class NotRegistered(LookupError):
     """A DM operation for an endpoint that has no registration."""
+
+
+class ObservationEnded(RuntimeError):
+    """Observation.wait: the observation ended before the notifications waited for came."""
+
+
+class Notification(NamedTuple):
+    """One notification (Core §6.4 "Notify", RFC 7641 §4.2) as it arrived, retransmissions left out."""
+    time: float  # time.monotonic() at arrival
+    seq: Optional[int]  # its Observe option; None on a response that ends the observation
+    code: str  # "2.05"; an error code ("4.04" when the observed instance was deleted) ends it
+    content_format: Optional[int]
+    mtype: str  # CoAP message type: "CON" or "NON"
+    value: object  # decoded like Result.value
+    payload: bytes
+    mid: int
+    decode_error: Optional[str] = None
+
+    @property
+    def ok(self):
+        return self.code.startswith("2.")
+
+
+class Observation:
+    """One Observe (GET) or Observe-Composite (FETCH) relationship (Core §6.4), kept by the
+    server: made by LwM2MServer.observe / observe_composite, fed by the server's event loop.
+
+    first: Result of the first response; first_seq: its Observe option (None when the client did
+    not take the observation); notifications: every later one (a copy, in arrival order); rejected:
+    notifications answered with RST after the observation ended; end_reason: None while it runs,
+    else "cancelled" (proactive), "forgotten" (reactive), an error code ("4.04"), "not observed",
+    "reset", "no response", "registration ended" or "server stopped".
+
+    wait/cancel block (from any thread but the server's); wait_async/cancel_async are the same for
+    coroutines in the server's loop."""
+
+    def __init__(self, server, reg, request, parts, paths):
+        self.endpoint = reg.endpoint
+        self.location = reg.location
+        self.path = codec.format_path(parts)  # "/" for Observe-Composite
+        self.paths = paths  # the observed paths (one, or the composite's list)
+        self.token = request.token
+        self.request = request  # the Observe request as sent (the proactive cancel repeats it)
+        self.first = None
+        self.first_seq = None
+        self.end_reason = None
+        self._server = server
+        self._loop = server._loop
+        self._parts = parts
+        self._records = []
+        self._rejected = []
+        self._changed = threading.Condition()  # wakes wait() in other threads
+        self._arrived = asyncio.Event()  # wakes wait_async() in the loop
+        self._answer = self._loop.create_future()  # the first response (None: RST)
+        self._cancel = None  # (cancel request, future of its response) while a cancel is out
+
+    def __repr__(self):
+        return "<Observation %s %s first=%s notifications=%d end=%s>" % (
+            self.endpoint, self.path, self.first and self.first.code, len(self._records), self.end_reason)
+
+    @property
+    def active(self):
+        return self.end_reason is None and self.first_seq is not None
+
+    @property
+    def notifications(self):
+        with self._changed:
+            return list(self._records)
+
+    @property
+    def rejected(self):
+        with self._changed:
+            return list(self._rejected)
+
+    # fed by the server (in its loop)
+
+    def _take(self, message):
+        """A response with this observation's token: True to take it (a CON gets its ACK), False
+        to answer it with RST."""
+        if not self._answer.done():
+            self.first = self._server._result(message, self._parts)
+            self.first_seq = message.opt.observe if self.first.ok else None
+            self._answer.set_result(message)
+            if self.first_seq is None:
+                self._end("not observed" if self.first.ok else self.first.code)
+            self._server._notified(self, self.first)
+            return True
+        if self._cancel is not None and not self._cancel[1].done() and (
+                message.opt.observe is None or message.mid == self._cancel[0].mid):
+            self._cancel[1].set_result(message)  # the answer to the cancel, not a notification
+            return True
+        if any(n.mid == message.mid for n in self._records[-8:]):
+            return True  # a retransmitted CON whose ACK got lost: ACK it again, record it once
+        result = self._server._result(message, self._parts)
+        notification = Notification(time.monotonic(), message.opt.observe, result.code, result.content_format,
+                                    message.mtype.name, result.value, result.payload, message.mid,
+                                    result.decode_error)
+        if self.end_reason is not None:  # forgotten, cancelled or ended: reject (RFC 7641 §3.6)
+            with self._changed:
+                self._rejected.append(notification)
+            return False
+        with self._changed:
+            self._records.append(notification)
+        if not notification.ok or notification.seq is None:
+            self._end(notification.code)  # e.g. 4.04: the observed instance was deleted
+        else:
+            self._wake()
+        self._server._notified(self, notification)
+        return True
+
+    def _reset(self):
+        """The client answered our Observe (or cancel) request with RST."""
+        if not self._answer.done():
+            self.first = Result("RST", None, b"", None)
+            self._answer.set_result(None)
+            self._end("reset")
+            self._server._notified(self, self.first)
+        elif self._cancel is not None and not self._cancel[1].done():
+            self._cancel[1].set_result(None)
+
+    def _end(self, reason):
+        if self.end_reason is None:
+            self.end_reason = reason
+        self._wake()
+
+    def _wake(self):
+        with self._changed:
+            self._changed.notify_all()
+        self._arrived.set()
+
+    # waiting
+
+    def _waited(self, count, timeout):
+        """The notifications once count of them arrived; None to go on waiting; raises
+        ObservationEnded when no more will come (timeout: only for the message)."""
+        with self._changed:
+            if len(self._records) >= count:
+                return list(self._records)
+            if self.end_reason is not None:
+                raise ObservationEnded("%s %s ended (%s) after %d of %d notifications: %r" % (
+                    self.endpoint, self.path, self.end_reason, len(self._records), count, self._records))
+        return None
+
+    def _timed_out(self, count, timeout):
+        return TimeoutError("%s %s: %d of %d notifications within %s s: %r" % (
+            self.endpoint, self.path, len(self._records), count, timeout, self.notifications))
+
+    def wait(self, count=1, timeout=10.0):
+        """Block until count notifications arrived after the first response; all of them (a copy).
+        TimeoutError (naming what arrived) after timeout s, ObservationEnded if it ends first."""
+        self._not_in_loop("wait", "wait_async")
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = self._waited(count, timeout)
+                if found is not None:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self._timed_out(count, timeout)
+                self._changed.wait(remaining)
+
+    async def wait_async(self, count=1, timeout=10.0):
+        """wait() for coroutines in the server's event loop."""
+        deadline = self._loop.time() + timeout
+        while True:
+            self._arrived.clear()
+            found = self._waited(count, timeout)
+            if found is not None:
+                return found
+            try:
+                await asyncio.wait_for(self._arrived.wait(), max(0.0, deadline - self._loop.time()))
+            except asyncio.TimeoutError:
+                raise self._timed_out(count, timeout) from None
+
+    # cancelling
+
+    def cancel(self, proactive=True, timeout=None):
+        """Cancel Observation. proactive: the Observe request again with Observe=1 and the same token
+        (RFC 7641 §3.6, Core §6.4 "Cancel Observation"); returns the client's answer as a Result. Reactive
+        (proactive=False): forget the observation here, so that the next notification is answered
+        with RST (CON and NON alike); returns None."""
+        self._not_in_loop("cancel", "cancel_async")
+        timeout = self._server.request_timeout if timeout is None else timeout
+        return asyncio.run_coroutine_threadsafe(self.cancel_async(proactive, timeout), self._loop).result(timeout + 5)
+
+    async def cancel_async(self, proactive=True, timeout=None):
+        """cancel() for coroutines in the server's event loop."""
+        if not proactive:
+            self._end("forgotten")
+            return None
+        server = self._server
+        reg = server._need(self.endpoint)
+        request = Message(code=self.request.code, payload=self.request.payload)
+        for option in self.request.opt.option_list():
+            request.opt.add_option(option)
+        request.opt.observe = 1
+        request.token = self.token
+        self._cancel = (request, self._loop.create_future())
+        try:
+            response = await server._exchange(reg, request, self._cancel[1], self._reset, timeout)
+        finally:
+            self._end("cancelled")  # answered or not: later notifications get RST
+        return server._result(response, self._parts)
+
+    def _not_in_loop(self, name, instead):
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            raise RuntimeError("Observation.%s() would block the server's event loop: await %s()" % (name, instead))
 
 
 # --- the OMA object registry (names and types for decoding and printing) --------------------------
@@ -285,6 +517,20 @@ def _option(number, value):
     return StringOption(number, str(value))
 
 
+def values_by_path(parts, value):
+    """{path: value} of a value at parts: a dict {id: ...} goes one level down per key, a dict of
+    path strings is taken as it is, anything else is the value at parts itself."""
+    if not isinstance(value, dict):
+        return {codec.format_path(parts): value}
+    found = {}
+    for key, item in value.items():
+        if isinstance(key, str):
+            found[codec.format_path(codec.parse_path(key))] = item
+        else:
+            found.update(values_by_path(tuple(parts) + (key,), item))
+    return found
+
+
 # aiocoap's udp6 transport sets SO_REUSEPORT, which would let a second server (a forgotten `make run`,
 # a parallel test) bind the same port and silently take half of the datagrams. Turn it off while our
 # sockets are created; the counter keeps the swap correct when servers start concurrently.
@@ -311,22 +557,32 @@ def _exclusive_bind(enter):
                 aiocoap.defaults.has_reuse_port = _reuse_saved
 
 
+def _message_manager(context):
+    """aiocoap's CoAP message layer (message IDs, retransmission, ACK/RST) of the context's UDP
+    transport. Observations go past aiocoap's token layer, straight to it: aiocoap 0.4 sends nothing
+    when an observation is cancelled, takes (and ACKs) the next notification anyway, and never
+    answers a NON notification with RST."""
+    for interface in context.request_interfaces:
+        manager = getattr(interface, "token_interface", None)
+        if hasattr(manager, "_process_response") and hasattr(manager, "send_message"):
+            return manager
+    raise RuntimeError("cannot find aiocoap's message manager (did aiocoap's internals change?)")
+
+
 def _bound_port(context):
     """The UDP port the context's transport really bound (for port 0)."""
-    for interface in context.request_interfaces:
-        transport = getattr(getattr(getattr(interface, "token_interface", None),
-                                    "message_interface", None), "transport", None)
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is not None:
-            return sock.getsockname()[1]
-    raise RuntimeError("cannot find the bound UDP socket in the aiocoap context")
+    transport = getattr(getattr(_message_manager(context), "message_interface", None), "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        raise RuntimeError("cannot find the bound UDP socket in the aiocoap context")
+    return sock.getsockname()[1]
 
 
 # --- the registration interface (CoAP resources rd and rd/<id>) ----------------------------------
 
 class _RegistrationSite(aiocoap.resource.Resource):
-    """Root resource of the server context: routes POST /rd, POST /rd/<id>, DELETE /rd/<id>.
-    Anything else is 4.04 (unknown path) or 4.05 (known path, other method)."""
+    """Root resource of the server context: routes POST /rd, POST /rd/<id>, DELETE /rd/<id> and
+    POST /dp (Send). Anything else is 4.04 (unknown path) or 4.05 (known path, other method)."""
 
     def __init__(self, server):
         super().__init__()
@@ -344,6 +600,10 @@ class _RegistrationSite(aiocoap.resource.Resource):
             if request.code == Code.DELETE:
                 return self.server._on_deregister(path[1])
             return Message(code=Code.METHOD_NOT_ALLOWED)
+        if len(path) == 1 and path[0] == "dp":
+            if request.code != Code.POST:
+                return Message(code=Code.METHOD_NOT_ALLOWED)
+            return self.server._on_send(request)
         return Message(code=Code.NOT_FOUND)
 
 
@@ -393,13 +653,16 @@ class LwM2MServer:
     ServerThread wraps it for blocking code."""
 
     def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, *, request_timeout=DEFAULT_TIMEOUT,
-                 registry_dir=DEFAULT_REGISTRY, expiry_grace=0.0, on_event=None):
+                 registry_dir=DEFAULT_REGISTRY, expiry_grace=0.0, on_event=None, on_notify=None):
         self.host = loopback_host(host)
         self.requested_port = int(port)
         self.port = None  # the bound port, known after start()
         self.request_timeout = request_timeout
         self.expiry_grace = expiry_grace  # seconds past the lifetime before a registration expires
         self.on_event = on_event  # called with each Event (in the loop's thread)
+        # on_notify(observation, report): report is observation.first (a Result) for the first
+        # response, then each Notification, in arrival order (in the loop's thread)
+        self.on_notify = on_notify
         self.registry = ObjectRegistry(registry_dir if registry_dir and Path(registry_dir).is_dir() else None)
         self.registrations = {}  # location id -> Registration
         self.events = []  # every Event, in order
@@ -407,7 +670,9 @@ class LwM2MServer:
         self._taken = set()  # seq of events already returned by wait_for
         self._waiters = []  # (kind, endpoint, future)
         self._expiry = {}  # location id -> asyncio TimerHandle
+        self._observations = {}  # token -> Observation (ended ones stay: their notifications get RST)
         self._context = None
+        self._messages = None  # aiocoap's message manager (see _message_manager)
         self._loop = None
 
     # lifecycle
@@ -424,6 +689,8 @@ class LwM2MServer:
         finally:
             _exclusive_bind(False)
         self.port = _bound_port(self._context)
+        self._messages = _message_manager(self._context)
+        self._messages._process_response = functools.partial(self._on_response, self._messages._process_response)
         return self
 
     async def stop(self):
@@ -434,6 +701,8 @@ class LwM2MServer:
             if not future.done():
                 future.cancel()
         self._waiters.clear()
+        for observation in self._observations.values():
+            observation._end("server stopped")
         if self._context is not None:
             # Let requests cancelled just now unwind first: aiocoap's shutdown would otherwise try
             # to fail their already-cancelled futures (InvalidStateError). Unwinding takes three
@@ -532,6 +801,32 @@ class LwM2MServer:
         self._record("deregister", reg, {}, False, None)
         return Message(code=Code.DELETED)
 
+    def _on_send(self, request):
+        """Send (Core §6.4.6): POST /dp with SenML from a registered client (known by its address, the
+        one it registered or last updated from). Transport Table 6.7-4 gives Send 2.04 Changed,
+        4.00 Bad Request ("Undetermined error occurred") and 4.04 Not Found ("Reported Object was not
+        registered to the LwM2M Server"): 4.04 for a path outside the registered object instances,
+        4.00 for a sender with no registration (as Leshan) and for a payload that does not decode,
+        4.15 (RFC 7252 §5.9.2.10) for a content format other than SenML JSON/CBOR."""
+        address = _remote_address(request.remote)
+        reg = next((r for r in self.registrations.values() if r.address == address), None)
+        if reg is None:
+            return _bad(Code.BAD_REQUEST, "no registration for %s:%s" % address)
+        cf = _content_format(request)
+        if cf not in codec.SENML_FORMATS:
+            return _bad(Code.UNSUPPORTED_CONTENT_FORMAT, "Send takes SenML JSON (110) or SenML CBOR (112)")
+        try:
+            records = codec.senml_records(request.payload, cf)
+            values = codec.senml_values(records)
+        except codec.CodecError as e:
+            return _bad(Code.BAD_REQUEST, "bad SenML payload: %s" % e)
+        unregistered = [path for path in values if not reg.covers(path)]
+        if unregistered:
+            return _bad(Code.NOT_FOUND, "not registered: %s" % " ".join(unregistered))
+        self._record("send", reg, {}, True, None, values=values, records=records, content_format=cf,
+                     payload=bytes(request.payload), mtype=request.mtype.name)
+        return Message(code=Code.CHANGED)
+
     def _new_location(self):
         while True:
             location = secrets.token_hex(4)
@@ -554,17 +849,20 @@ class LwM2MServer:
 
     def _drop(self, location):
         self.registrations.pop(location, None)
+        for observation in self._observations.values():
+            if observation.location == location:
+                observation._end("registration ended")
         handle = self._expiry.pop(location, None)
         if handle is not None:
             handle.cancel()
 
     # events
 
-    def _record(self, kind, reg, query, has_body, links, replaced=None):
+    def _record(self, kind, reg, query, has_body, links, **details):
         event = Event(kind=kind, endpoint=reg.endpoint, location=reg.location, time=time.time(),
                       query=dict(query), has_body=has_body, links=links, address=reg.address,
                       lifetime=reg.lifetime, binding=reg.binding, version=reg.version,
-                      seq=len(self.events), replaced=replaced)
+                      seq=len(self.events), **details)
         self.events.append(event)
         self._by_endpoint.setdefault(reg.endpoint, []).append(event)
         for waiter in self._waiters:
@@ -627,14 +925,8 @@ class LwM2MServer:
         if self._context is None:
             raise RuntimeError("server is not running")
         message.remote = reg.remote  # the very address and socket the client registered from
-        timeout = self.request_timeout if timeout is None else timeout
         request = self._context.request(message, handle_blockwise=blockwise)
-        done, _ = await asyncio.wait({request.response}, timeout=timeout)
-        if not done:
-            request.response.cancel()
-            self._abandon(message)
-            raise TimeoutError("%s: no response to %s %s within %s s"
-                               % (reg.endpoint, message.code, "/" + "/".join(message.opt.uri_path), timeout))
+        await self._bounded(reg, message, request.response, timeout)
         try:
             return request.response.result()
         except aiocoap.error.MessageError:
@@ -643,6 +935,17 @@ class LwM2MServer:
             raise TimeoutError("%s: %s" % (reg.endpoint, e)) from None
         except aiocoap.error.NetworkError as e:
             raise ConnectionError("%s: %s" % (reg.endpoint, e)) from None
+
+    async def _bounded(self, reg, message, future, timeout):
+        """Wait for future (the response to message) up to timeout s, default request_timeout; on
+        timeout forget the request and raise TimeoutError."""
+        timeout = self.request_timeout if timeout is None else timeout
+        done, _ = await asyncio.wait({future}, timeout=timeout)
+        if not done:
+            future.cancel()
+            self._abandon(message)
+            raise TimeoutError("%s: no response to %s %s within %s s"
+                               % (reg.endpoint, message.code, "/" + "/".join(message.opt.uri_path), timeout))
 
     def _abandon(self, message):
         """Forget a request we gave up on. aiocoap 0.4 keeps retransmitting a CON for ~93 s after its
@@ -698,7 +1001,9 @@ class LwM2MServer:
             return codec.decode_text(payload)
         if content_format == LINK:
             return codec.parse_links(payload)
-        if content_format in (SENML_JSON, LWM2M_JSON, OLD_JSON, JSON):
+        if content_format in codec.SENML_FORMATS:
+            return codec.decode_senml(payload, content_format)
+        if content_format in (LWM2M_JSON, OLD_JSON, JSON):
             return json.loads(payload.decode("utf-8")) if payload else None
         return payload
 
@@ -716,8 +1021,12 @@ class LwM2MServer:
     def encode(self, parts, value, fmt, type=None):
         """Payload for writing a Python value at a path: TLV (Resource TLV for /o/i/r, Resource
         Instance TLV for /o/i/r/ri, the resources of {rid: value} for /o/i, Object Instance TLVs of
-        {iid: {...}} for /o) or text. type: a type name for one value, or {rid: type name}; when
+        {iid: {...}} for /o), text, or SenML JSON/CBOR (of any of these, or of {path: value}).
+        type: a type name for one value, or {rid: type name} (SenML also {path: type name}); when
         left out, the OMA registry's type, else the Python type, decides."""
+        if fmt in codec.SENML_FORMATS:
+            values = values_by_path(parts, value)
+            return codec.encode_senml(values, fmt, {path: self._type_at(path, type) for path in values})
         registry_types = self.registry.types(parts[0]) if parts else {}
         if fmt in codec.TEXT_FORMATS:
             if isinstance(value, dict):
@@ -739,6 +1048,16 @@ class LwM2MServer:
         if len(parts) == 2:
             return codec.encode_tlv_resources(value, types)
         return codec.encode_tlv_instances(value, types)
+
+    def _type_at(self, path, type):
+        """The data type to write path in: type (one name, or {path or rid: name}), else the registry's."""
+        parts = codec.parse_path(path)
+        rid = parts[2] if len(parts) >= 3 else None
+        if isinstance(type, dict):
+            type = type.get(path, type.get(rid))
+        if type is None and rid is not None:
+            type = self.registry.types(parts[0]).get(rid)
+        return type
 
     async def read(self, ep, path, accept=None, timeout=None):
         """Read (GET). accept: a content format (e.g. TLV, TEXT) or None to let the client choose."""
@@ -825,13 +1144,96 @@ class LwM2MServer:
             parts = ()
         return self._result(await self._send(reg, message, timeout, blockwise), parts)
 
+    # composite operations (Core §6.3 "Read-Composite", "Write-Composite")
+
+    def _fetch(self, reg, paths, fmt, accept):
+        """FETCH on the root with the paths as name-only SenML records."""
+        return self._message(reg, Code.FETCH, (), codec.encode_senml(paths, fmt), content_format=fmt, accept=accept)
+
+    async def read_composite(self, ep, paths, fmt=SENML_CBOR, accept=SENML_CBOR, timeout=None):
+        """Read-Composite: FETCH "/" with the paths (["/3/0/9", "/1/0"]) in fmt. Result.value:
+        {path: value} of the SenML answer."""
+        reg = self._need(ep)
+        return self._result(await self._send(reg, self._fetch(reg, paths, fmt, accept), timeout), ())
+
+    async def write_composite(self, ep, values, fmt=SENML_CBOR, types=None, timeout=None):
+        """Write-Composite: iPATCH "/" with SenML records of values {path: value}; types: {path:
+        type name} over the registry's (else each value's Python type)."""
+        reg = self._need(ep)
+        message = self._message(reg, Code.iPATCH, (), self.encode((), values, fmt, types), content_format=fmt)
+        return self._result(await self._send(reg, message, timeout), ())
+
+    # information reporting (Core §6.4): Observe, Observe-Composite; Send is _on_send
+
+    async def observe(self, ep, path, accept=None, timeout=None):
+        """Observe: GET with Observe=0 (RFC 7641). An Observation: .first is the Result of the first
+        response (.first_seq its Observe number), notifications follow; see Observation. accept as
+        in read(). A notification is one datagram (no block-wise reassembly)."""
+        reg = self._need(ep)
+        parts = codec.parse_path(path)
+        message = self._message(reg, Code.GET, parts, accept=accept)
+        return await self._observation(reg, message, parts, [codec.format_path(parts)], timeout)
+
+    async def observe_composite(self, ep, paths, accept=SENML_CBOR, fmt=SENML_CBOR, timeout=None):
+        """Observe-Composite: FETCH "/" with Observe=0 and the paths as SenML in fmt; an Observation
+        whose values are {path: value}."""
+        reg = self._need(ep)
+        paths = [codec.format_path(codec.parse_path(p)) for p in paths]
+        return await self._observation(reg, self._fetch(reg, paths, fmt, accept), (), paths, timeout)
+
+    async def _observation(self, reg, message, parts, paths, timeout):
+        message.opt.observe = 0
+        message.token = secrets.token_bytes(8)  # ours, not aiocoap's: see _message_manager
+        observation = Observation(self, reg, message, parts, paths)
+        self._observations[message.token] = observation
+        try:
+            await self._exchange(reg, message, observation._answer, observation._reset, timeout)
+        except TimeoutError:
+            observation._end("no response")  # a late answer gets RST
+            raise
+        return observation
+
+    async def _exchange(self, reg, message, answer, on_reset, timeout):
+        """Send a request that carries an observation's token (Observe, or its cancel) as a CON
+        through the message layer; the observation puts the response (None for RST) into answer."""
+        if self._context is None:
+            raise RuntimeError("server is not running")
+        message.remote = reg.remote
+        message.transport_tuning = aiocoap.Reliable
+        self._messages.send_message(message, on_reset)
+        await self._bounded(reg, message, answer, timeout)
+        return answer.result()
+
+    def _on_response(self, process_response, message):
+        """In place of aiocoap's MessageManager._process_response: a response with an observation's
+        token goes to that observation, anything else on to aiocoap. True makes aiocoap ACK a CON,
+        False makes it answer a CON with RST; a NON that is turned away gets its RST here."""
+        observation = self._observations.get(message.token)
+        if observation is None:
+            return process_response(message)
+        if observation._take(message):
+            return True
+        if message.mtype == aiocoap.NON:
+            reset = Message(code=Code.EMPTY, _mtype=aiocoap.RST, _mid=message.mid)
+            reset.remote = message.remote.as_response_address()
+            self._messages._send_initially(reset)
+        return False
+
+    def _notified(self, observation, report):
+        if self.on_notify is not None:
+            try:
+                self.on_notify(observation, report)
+            except Exception:  # a broken callback must not stop the ACK
+                log.exception("on_notify callback failed")
+
 
 # --- blocking wrapper ----------------------------------------------------------------------------------
 
 class ServerThread:
     """An LwM2MServer running in its own thread and event loop, with blocking methods of the same
-    names (read, write, execute, create, delete, discover, write_attributes, raw, wait_for) for
-    pytest. port=0 (the default) binds a free port chosen by the kernel: see .port."""
+    names (read, write, execute, create, delete, discover, write_attributes, raw, wait_for,
+    read_composite, write_composite, observe, observe_composite) for pytest. port=0 (the default)
+    binds a free port chosen by the kernel: see .port."""
 
     def __init__(self, host="127.0.0.1", port=0, **server_options):
         self.server = LwM2MServer(host, port, **server_options)
@@ -947,7 +1349,7 @@ def _blocking(name):
 
 
 for _name in ("read", "write", "execute", "create", "delete", "discover", "write_attributes", "raw",
-              "wait_for"):
+              "wait_for", "read_composite", "write_composite", "observe", "observe_composite"):
     setattr(ServerThread, _name, _blocking(_name))
 
 
@@ -962,8 +1364,37 @@ def _show(value):
     return str(value)
 
 
-def describe_event(event, registration=None):
-    """One line per event, e.g. "register ep=dev lt=300 b=U lwm2m=1.1 objects=</1/0>,</3/0>"."""
+def labelled(values, registry=None):
+    """One "/3303/0/5700 Sensor Value = 23.5" per item of {path: value}, in path order (without
+    the registry, or for a resource it does not know: just the path)."""
+    lines = []
+    for path, value in sorted(values.items(), key=lambda item: codec.parse_path(item[0])):
+        parts = codec.parse_path(path)
+        name = registry.resource_name(parts[0], parts[2]) if registry is not None and len(parts) >= 3 else None
+        lines.append("%s%s = %s" % (path, " " + name if name else "", _show(value)))
+    return lines
+
+
+def describe_report(observation, report, seq, registry=None, verb="notify"):
+    """Lines for a notification (or, verb "observe", an observation's first response), one per value:
+    "notify ep=dev /3303/0/5700 Sensor Value = 23.5 (seq 3)"; "notify ep=dev /3303/0 -> 4.04" for
+    an error or a payload that did not decode."""
+    head = "%s ep=%s" % (verb, observation.endpoint)
+    if not report.ok or report.value is None:
+        return ["%s %s -> %s %s" % (head, observation.path, report.code, report.decode_error or report.value or "")]
+    parts = codec.parse_path(observation.path)
+    # A TLV dict is keyed from the object instance down (see read()), anything else sits at the path.
+    values = values_by_path(parts[:2] if isinstance(report.value, dict) else parts, report.value)
+    tail = " (seq %d)" % seq if seq is not None else " (not observed)"
+    return ["%s %s%s" % (head, line, tail) for line in labelled(values, registry)]
+
+
+def describe_event(event, registration=None, registry=None):
+    """One line per event, e.g. "register ep=dev lt=300 b=U lwm2m=1.1 objects=</1/0>,</3/0>"; a Send
+    gives one line per value, "send ep=dev /3303/0/5700 Sensor Value = 23.5"."""
+    if event.kind == "send":
+        lines = ["send ep=%s %s" % (event.endpoint, line) for line in labelled(event.values, registry)]
+        return "\n".join(lines) or "send ep=%s (no values)" % event.endpoint
     if event.kind == "register":
         objects = registration.objects if registration else []
         return "register ep=%s lt=%d b=%s lwm2m=%s objects=%s addr=%s:%s" % (
@@ -990,15 +1421,8 @@ async def print_device(server, endpoint, path="/3/0"):
     if not result.ok or not isinstance(result.value, dict):
         print("  read %s -> %s %s" % (path, result.code, result.decode_error or result.value or ""), flush=True)
         return
-    oid, iid = codec.parse_path(path)[:2]
-    for rid, value in sorted(result.value.items()):
-        name = server.registry.resource_name(oid, rid)
-        label = " " + name if name else ""  # without the registry: just the numbers
-        if isinstance(value, dict):
-            for riid, item in sorted(value.items()):
-                print("  /%d/%d/%d/%d%s = %s" % (oid, iid, rid, riid, label, _show(item)), flush=True)
-        else:
-            print("  /%d/%d/%d%s = %s" % (oid, iid, rid, label, _show(value)), flush=True)
+    for line in labelled(values_by_path(codec.parse_path(path)[:2], result.value), server.registry):
+        print("  " + line, flush=True)
 
 
 async def serve(args):
@@ -1009,28 +1433,50 @@ async def serve(args):
     reading = set()  # endpoints with a read in flight (no pile-up when a client is slow or asleep)
     tasks = set()
 
-    def dump(endpoint, delay=0.0):
-        if args.quiet or endpoint in reading:
-            return
-
+    def later(job, delay):
         async def run():
-            reading.add(endpoint)
-            try:
-                # Let the Register's response reach the client before the first request does.
-                await asyncio.sleep(delay)
-                await print_device(server, endpoint)
-            finally:
-                reading.discard(endpoint)
+            # Let the Register's response reach the client before the first request does.
+            await asyncio.sleep(delay)
+            await job()
         task = loop.create_task(run())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
+    def dump(endpoint, delay=0.0):
+        if args.quiet or endpoint in reading:
+            return
+        reading.add(endpoint)
+
+        async def read():
+            try:
+                await print_device(server, endpoint)
+            finally:
+                reading.discard(endpoint)
+        later(read, delay)
+
+    def watch(endpoint, path):
+        async def observe():
+            try:
+                await server.observe(endpoint, path)  # on_notify prints the answers as they come
+            except (TimeoutError, ConnectionError, NotRegistered) as e:
+                print("  observe %s: %s" % (path, e), flush=True)
+        later(observe, 0.5)
+
     def on_event(event):
-        print(describe_event(event, server.registration(event.endpoint)), flush=True)
+        print(describe_event(event, server.registration(event.endpoint), server.registry), flush=True)
         if event.kind == "register":
             dump(event.endpoint, delay=0.5)
+            for path in args.observe:
+                watch(event.endpoint, path)
 
-    server = LwM2MServer(args.host, args.port, registry_dir=args.registry, on_event=on_event)
+    def on_notify(observation, report):
+        first = report is observation.first
+        for line in describe_report(observation, report, observation.first_seq if first else report.seq,
+                                    server.registry, verb="observe" if first else "notify"):
+            print(line, flush=True)
+
+    server = LwM2MServer(args.host, args.port, registry_dir=args.registry, on_event=on_event,
+                         on_notify=on_notify)
     await server.start()
     print("LwM2M server on %s port %d (Ctrl-C to stop)" % (server.host, server.port), flush=True)
 
@@ -1060,9 +1506,13 @@ def main(argv=None):
     parser.add_argument("--quiet", action="store_true", help="print only registration events, no reads")
     parser.add_argument("--registry", default=str(DEFAULT_REGISTRY),
                         help="folder of OMA object XML files for resource names [../shared/oma-registry]")
+    parser.add_argument("--observe", action="append", default=[], metavar="PATH",
+                        help="observe PATH (e.g. /3303/0/5700) on every client after it registers and print "
+                             "each notification; repeatable")
     args = parser.parse_args(argv)
     try:
         args.host = loopback_host(args.host)
+        args.observe = [codec.format_path(codec.parse_path(path)) for path in args.observe]
     except ValueError as e:
         parser.error(str(e))
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING,
