@@ -1,7 +1,7 @@
 """Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
---root-link --retry S --queue --awake S --confirm N --store N --seconds S --board unix --quiet --help.
+--no-root-link --retry S --queue --awake S --confirm N --store N --seconds S --board unix --quiet --help.
 Defaults are Client()'s own.
 """
 import sys
@@ -15,10 +15,10 @@ _TX = bytearray(1152)
 # as a qstr, and on the 64-bit unix port the qstr pool's next growth (about 3.6 KiB at once) decides
 # whether the client still fits in 48 KiB. Valued options map in order onto Client keyword arguments.
 _VALUED = "--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-_FLAGS = "--root-link --queue --quiet"
+_FLAGS = "--no-root-link --queue --quiet"
 _KEYWORDS = "lifetime binding version retry_s awake_s confirm store"
 _USAGE = ("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
-          " [--binding U] [--lwm2m 1.1|1.0] [--root-link] [--retry S] [--queue] [--awake S] [--confirm N]"
+          " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S] [--confirm N]"
           " [--store N] [--seconds S] [--board unix] [--quiet]")
 
 
@@ -35,10 +35,8 @@ def main(argv):
         i += 2
         if a in flags:  # no value
             i -= 1
-            if a == flags[2]:
-                kw["log"] = None
-            else:
-                kw[a[2:].replace("-", "_")] = True
+            k = flags.index(a)
+            kw[("root_link", "queue", "log")[k]] = (False, True, None)[k]
             continue
         if v is None or a not in valued:
             print(_USAGE)

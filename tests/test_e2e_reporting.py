@@ -271,3 +271,13 @@ def test_queue_mode_cycle(server, mpy_client, tables):
     got = obs.wait(2)
     assert float(got[1].value) == 18.0
     assert len([e for e in server.events_for(app.ep) if e.kind == "update"]) == updates + 2
+
+
+def test_register_advertises_senml_cbor_and_accept_is_honoured(server, mpy_client, tables):
+    app = start(mpy_client, server, tables, "rep-formats")
+    reg = server.events_for(app.ep)[0]
+    assert reg.links[0] == ("/", {"rt": "oma.lwm2m", "ct": "112"}), reg.links
+    for accept in (lws.TEXT, lws.TLV, lws.SENML_JSON, lws.SENML_CBOR):
+        got = server.read(app.ep, "/3303/0/5700", accept=accept)
+        assert got.code == "2.05" and got.content_format == accept
+    assert server.read(app.ep, "/3303/0/5700", accept=lws.LWM2M_JSON).code == "4.06"

@@ -43,7 +43,7 @@ class Client:
     """
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
-                 log=print, root_link=False, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
+                 log=print, root_link=True, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
                  sleep=None, store=8, confirm=10):
         self.endpoint = endpoint
         self.server = server

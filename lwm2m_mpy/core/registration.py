@@ -27,7 +27,7 @@ class Registration:
     them is reported by the next Update without a second copy of the value.
     """
 
-    def __init__(self, ex, endpoint, objs, log=None, version="1.1", root_link=False, retry_ms=60000):
+    def __init__(self, ex, endpoint, objs, log=None, version="1.1", root_link=True, retry_ms=60000):
         self.ex = ex
         self.ep = endpoint
         self.objs = objs
@@ -108,8 +108,8 @@ class Registration:
             w.option(_URI_QUERY, s)
         if links != slinks:
             w.marker()
-            if self.root_link and not update:  # one ct, the preferred format: what Wakaama and Leshan parse
-                w.put(b'</>;rt="oma.lwm2m";ct=112,')
+            if self.root_link and not update:  # 1.1: the preferred format as one ct (what Wakaama and Leshan parse)
+                w.put(b'</>;rt="oma.lwm2m";ct=112,' if self.version >= "1.1" else b'</>;rt="oma.lwm2m",')
             w.put(links.encode())
             q.append(links)
         self.sent = (lt, b, links)
