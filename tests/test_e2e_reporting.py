@@ -154,13 +154,13 @@ def test_cancel_proactive_and_reactive(server, mpy_client, tables):
     b = server.observe(app.ep, "/3303/0/5701", accept=lws.TEXT)
     answer = a.cancel(proactive=True)  # GET with Observe=1
     assert answer.code == "2.05"
-    assert app.saw(r"lwm2m: cancel /3303/0/5700$"), app.proc.output()
+    assert app.saw(r"lwm2m: cancel /3303/0/5700 \(cancelled by the server\)$"), app.proc.output()
     app.set("/3303/0/5700", 23)
     assert app.tick(2000) == []
     b.cancel(proactive=False)  # forget it: the next notification gets a RST
     app.set("/3303/0/5701", "K")
     assert len(app.tick(1000)) == 1
-    assert app.saw(r"lwm2m: cancel /3303/0/5701 \(RST\)$"), app.proc.output()
+    assert app.saw(r"lwm2m: cancel /3303/0/5701 \(reset by the server\)$"), app.proc.output()
     app.set("/3303/0/5701", "F")
     assert app.tick(2000) == []
     assert len(b.rejected) == 1 and a.notifications == []

@@ -353,7 +353,7 @@ def test_lost_link_stores_notifications_and_flushes_them_in_order():
     probes = [m for m in (decode(x) for x in d.link.sent) if m.code == POST]
     assert probes and all(opt(m, URI_PATH) == b"rd" for m in probes)
     obs = d.c.dm.obs
-    assert len(obs.held) == 3 and obs.dropped >= 1
+    assert len(obs.queue) == 3 and obs.dropped >= 1
     d.link.sent.clear()
     # the server answers the next Update: the stored notifications go out in order, confirmable
     upd = None
@@ -376,7 +376,7 @@ def test_lost_link_stores_notifications_and_flushes_them_in_order():
     assert all(m.type == CON for m in flushed)
     s = [int.from_bytes(opt(m, OBSERVE), "big") for m in flushed]
     assert s == sorted(s)
-    assert not obs.held
+    assert not obs.queue
 
 
 def test_new_registration_voids_observations_and_the_store():
@@ -407,3 +407,19 @@ def test_heap_per_observation():
     assert d.c.dm.obs.count() == 101
     print("heap per observation: %d B" % per)
     assert per <= 64, per
+
+
+def test_long_periods_beyond_nine_hours():
+    """Periods are kept in 16 bits: seconds below 32768, whole minutes beyond; pmax rounds down and pmin
+    up, so neither bound is broken (a daily pmax stays exactly daily)."""
+    d = Device(lifetime=86400 * 3)
+    d.c.set("/3/0/9", 1)
+    d.ask(PUT, "/3/0/9", query=("pmax=86400",))
+    d.observe("/3/0/9")
+    got = d.run(2 * 86400 * 1000 + 1000, dt=60000)
+    assert [t for t, _ in got] == [86400000, 172800000]
+    d.ask(PUT, "/3/0/9", query=("pmin=40010", "pmax=90000"))  # pmin 666.8 min -> 667 min
+    d.c.set("/3/0/9", 2)
+    t0 = d.t
+    got = d.run(t0 + 41000 * 1000, dt=1000)
+    assert [t - 172800000 for t, _ in got] == [667 * 60000]

@@ -26,30 +26,30 @@ class Msg:
     def decode(self, buf, n):
         """Parse `buf[:n]`; raise BadMessage for anything RFC 7252 calls a message format error.
 
-        The reasons are short words (qstrs, shared, no heap): "truncated", "TKL > 8", "delta 15", ...
+        The reasons are short words (qstrs, shared, no heap): "message truncated", "token length over 8", "option delta 15", ...
         """
         self.buf = buf
         self.n = n
         self.count = 0
         if n < 4:
-            raise BadMessage(128, "short")
+            raise BadMessage(128, "shorter than a header")
         b0 = buf[0]
         if b0 >> 6 != 1:
             raise BadMessage(128, "version")
         tkl = b0 & 15
         if tkl > 8:
-            raise BadMessage(128, "TKL > 8")
+            raise BadMessage(128, "token length over 8")
         self.type = (b0 >> 4) & 3
         code = self.code = buf[1]
         self.mid = buf[2] << 8 | buf[3]
         self.tkl = tkl
         i = 4 + tkl
         if code == 0 and n != 4:  # §4.1: an Empty message has nothing after the Message ID
-            raise BadMessage(128, "empty+data")
+            raise BadMessage(128, "empty message with data")
         if code >> 5 in (1, 6, 7):  # reserved classes
-            raise BadMessage(128, "code class")
+            raise BadMessage(128, "reserved code class")
         if i > n:
-            raise BadMessage(128, "truncated")
+            raise BadMessage(128, "message truncated")
         num = 0
         k = 0
         onum = self.onum
@@ -60,42 +60,42 @@ class Msg:
             i += 1
             if b == _MARKER:
                 if i == n:
-                    raise BadMessage(128, "no payload")
+                    raise BadMessage(128, "marker without payload")
                 break
             d = b >> 4
             ln = b & 15
             # Delta, then length: unrolled rather than looped, as this runs for every option received
             if d == 13:
                 if i >= n:
-                    raise BadMessage(128, "truncated")
+                    raise BadMessage(128, "message truncated")
                 d = buf[i] + 13
                 i += 1
             elif d == 14:
                 if i + 1 >= n:
-                    raise BadMessage(128, "truncated")
+                    raise BadMessage(128, "message truncated")
                 d = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif d == 15:
-                raise BadMessage(128, "delta 15")
+                raise BadMessage(128, "option delta 15")
             if ln == 13:
                 if i >= n:
-                    raise BadMessage(128, "truncated")
+                    raise BadMessage(128, "message truncated")
                 ln = buf[i] + 13
                 i += 1
             elif ln == 14:
                 if i + 1 >= n:
-                    raise BadMessage(128, "truncated")
+                    raise BadMessage(128, "message truncated")
                 ln = (buf[i] << 8 | buf[i + 1]) + 269
                 i += 2
             elif ln == 15:
-                raise BadMessage(128, "length 15")
+                raise BadMessage(128, "option length 15")
             num += d
             if i + ln > n:
-                raise BadMessage(128, "truncated")
+                raise BadMessage(128, "message truncated")
             if num > 0xFFFF:
-                raise BadMessage(128, "option num")
+                raise BadMessage(128, "option number too big")
             if k == _MAX_OPTIONS:
-                raise BadMessage(128, "too many")
+                raise BadMessage(128, "too many options")
             onum[k] = num
             ooff[k] = i
             olen[k] = ln
@@ -139,7 +139,7 @@ class Msg:
                 out.append(str(self.value(k), "utf-8"))
                 k = self.find(num, k + 1)
         except UnicodeError:
-            raise CoapError(128, "not UTF-8")  # a string option must be UTF-8 (RFC 7252 §3.2)
+            raise CoapError(128, "option not UTF-8")  # a string option must be UTF-8 (RFC 7252 §3.2)
         return out
 
     def token(self):

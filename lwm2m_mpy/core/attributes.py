@@ -97,5 +97,5 @@ def write_attributes(dm, obj, m):
     else:
         dm.attrs.pop(key, None)
     if dm.obs:  # running observations take the new periods at once
-        dm.obs.times()
+        dm.obs.update()
     return 68

@@ -44,12 +44,6 @@ _OPAQUE = const(42)
 _TLV = const(11542)
 _SENML_JSON = const(110)
 _SENML_CBOR = const(112)
-_TEXT_FMTS = (0, 1541)
-_OPAQUE_FMTS = (42, 1544)
-_TLV_FMTS = (11542, 1542)
-
-
-_ON_DEMAND = "core.changes core.attributes core.composite codec.reader codec.link codec.senml codec.cbor"
 
 
 class DM:
@@ -172,7 +166,7 @@ class DM:
         """Forget the on-demand modules so their heap can be used again; they load again when needed.
         (core.observe stays: its records live in the Observer.)"""
         self.mods.clear()
-        for name in _ON_DEMAND.split():
+        for name in "core.changes core.attributes core.composite codec.reader codec.link codec.senml codec.cbor".split():
             pkg, _, leaf = name.partition(".")
             sys.modules.pop("lwm2m_mpy." + name, None)
             sys.modules["lwm2m_mpy." + pkg].__dict__.pop(leaf, None)  # the package holds it too
@@ -204,13 +198,14 @@ class DM:
                 accept = _OPAQUE if single and rtype == _OPAQUE_T else _TEXT if single else _TLV
         elif accept is None:
             accept = _TLV
-        if accept in _TEXT_FMTS or accept in _OPAQUE_FMTS:
-            if not single or (accept in _OPAQUE_FMTS) != (rtype == _OPAQUE_T):
+        opaque = accept == 42 or accept == 1544  # each format with its pre-1.0 number too
+        if accept == 0 or accept == 1541 or opaque:
+            if not single or opaque != (rtype == _OPAQUE_T):
                 raise CoapError(134, "format %d cannot carry this" % accept)
             w.content(accept, v if rtype == _OPAQUE_T else v.encode() if rtype == _STRING_T
                       else text.format_value(v, rtype).encode())
             return 69
-        if accept not in _TLV_FMTS:
+        if accept != _TLV and accept != 1542:
             raise CoapError(134, "format %d not supported" % accept)
         w.option(_CONTENT_FORMAT, accept)
         s = w.marker()

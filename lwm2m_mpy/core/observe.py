@@ -1,8 +1,8 @@
 """Observe and Notify (LwM2M 1.1 Core §6.4.1-6.4.3, RFC 7641) with the notification attributes of §5.1.2,
 and notification storing (Server resource /1/x/6) while the server is out of reach or the client sleeps.
 
-Imported on the first Observe request. Every observation is one fixed-size record in a bytearray of eight
-(layout below): a hundred cost about 5.5 KiB and no Python objects. Attributes stay in DM.attrs, where
+Imported on the first Observe request. Every observation is one fixed-size record (40 bytes) in a bytearray of four
+(layout below): a hundred cost about 5 KiB and no Python objects. Attributes stay in DM.attrs, where
 Write-Attributes put them; the periods they give are cached in the record. A notification goes out when
 pmin allows and a change is due, and at pmax at the latest; every `confirm`-th one (and the first after a
 lost one) is confirmable. A confirmable notification that is never acknowledged means the link is gone:
@@ -16,7 +16,7 @@ from .._compat import ticks_add, ticks_diff
 from ..errors import CoapError
 
 # Record layout, _REC bytes per observation (integers little-endian)
-_REC = const(48)
+_REC = const(40)
 _PLEN = const(1)  # path length 1-4 (object ... resource instance); 0 for Observe-Composite
 _TKL = const(2)
 _NONS = const(3)  # non-confirmable notifications since the last confirmable one
@@ -26,14 +26,15 @@ _CF = const(20)  # u16: the content format of the first response, kept for every
 _MID = const(22)  # u16: message ID of the last notification (a RST names it)
 _LAST = const(24)  # u32 ticks: when the last notification went out
 _SAMPLE = const(28)  # u32 ticks: when a getter-backed resource is read next
-_PMIN = const(32)  # u32 seconds
-_PMAX = const(36)  # u32 seconds, 0 = none
-_VAL = const(40)  # 8 bytes: last value notified (a double, or a hash of a string)
+_PMIN = const(32)  # u16 period (_period): seconds below 32768, else minutes with the top bit set
+_PMAX = const(34)  # u16 period, 0 = none
+_VAL = const(36)  # 4 bytes: last value notified (an int32, a float32, or a hash of a string)
 # Byte 0: flags
 _ACTIVE = const(1)
 _PENDING = const(2)  # a change waits for pmin
 _HAVE = const(4)  # _VAL holds the last value
-_NUM = const(8)  # ... as a number
+_NUM = const(8)  # ... as a float32
+_INT = const(32)  # ... as an int32
 _SAMPLED = const(16)  # a getter, read every evaluation period (epmax, else pmin) to see changes
 _SHIFT = const(2)  # 4 records per bytearray: no big block to find, none to reallocate
 _MASK = const(3)
@@ -46,21 +47,33 @@ _MAX_AGE = const(14)
 _REGISTERED = const(2)
 
 
-def _u(r, o, n):
+def uint(r, i, n):
+    """Little-endian unsigned of n bytes at r[i]."""
     v = 0
-    for i in range(o + n - 1, o - 1, -1):
+    for i in range(i + n - 1, i - 1, -1):
         v = v << 8 | r[i]
     return v
 
 
-def _p(r, o, n, v):
-    for i in range(o, o + n):
+def put(r, i, n, v):
+    """Store v as n little-endian bytes at r[i]."""
+    for i in range(i, i + n):
         r[i] = v & 255
         v >>= 8
 
 
-def _sooner(a, b):
-    return b if a is None or ticks_diff(b, a) < 0 else a
+def _period(s, k):
+    """A period in 16 bits: seconds up to 9 hours, whole minutes beyond (rounded up for pmin, k=1, down for
+    pmax, k=0, so neither bound is broken); 22 days at most."""
+    return s if s < 0x8000 else 0x8000 | min((s + 59 * k) // 60, 0x7FFF)
+
+
+def _ms(v):
+    return (v & 0x7FFF) * (60000 if v & 0x8000 else 1000)
+
+
+def _sooner(v, b):
+    return b if v is None or ticks_diff(b, v) < 0 else v
 
 
 def get(dm):
@@ -77,7 +90,7 @@ class Observer:
         self.c = client
         self.rs = []  # the records, 8 to a bytearray
         self.paths = {}  # record index -> path tuples of an Observe-Composite
-        self.held = []  # notifications waiting for the link, oldest first (datagram bytes)
+        self.queue = []  # notifications waiting for the link, oldest first (datagram bytes)
         self.dropped = 0  # stored notifications given up because the store was full
         self.seq = 0  # Observe sequence number: shared, it only has to grow per observation (RFC 7641 §4.4)
         self.offline = False  # a confirmable notification went unanswered: Updates probe the link
@@ -94,10 +107,10 @@ class Observer:
     # -- requests (from core/dm.py and core/composite.py) -----------------------------------------
     def request(self, dm, m, w, accept, obj, paths=None):
         """GET/FETCH with an Observe option: register (0) or cancel (1) an observation, then answer as a read."""
+        observe = m.uint(_OBSERVE) == 0
         k = self.find(m.buf, m.tkl)
         if k >= 0:  # the same token again: replaces (RFC 7641 §4.1) or cancels (§3.6) the observation
-            self.drop(k)
-        observe = m.uint(_OBSERVE) == 0
+            self.cancel(k, "observed again" if observe else "cancelled by the server")
         if observe:
             self.seq = (self.seq + 1) & 0xFFFFFF
             w.option(_OBSERVE, self.seq)
@@ -119,18 +132,18 @@ class Observer:
         plen = 0 if paths else dm.plen
         r[o + _PLEN] = plen
         for i in range(plen):
-            _p(r, o + _PATH + 2 * i, 2, dm.path[i])
+            put(r, o + _PATH + 2 * i, 2, dm.path[i])
         if paths:
             self.paths[k] = paths
         b = w.buf
         if b[at] >> 4 == _CONTENT_FORMAT - _OBSERVE:  # the format the read chose: every notification uses it
-            _p(r, o + _CF, 2, int.from_bytes(b[at + 1 : at + 1 + (b[at] & 15)], "big"))
-        _p(r, o + _LAST, 4, self.c.ex.now)
-        self.times(k)
+            put(r, o + _CF, 2, int.from_bytes(b[at + 1 : at + 1 + (b[at] & 15)], "big"))
+        put(r, o + _LAST, 4, self.c.ex.now)
+        self.update(k)
         self._keep(k, dm)
-        self._max_age(w, at, _u(r, o + _PMAX, 4))
+        self._max_age(w, at, _ms(uint(r, o + _PMAX, 2)) // 1000)
         if self.c.log:
-            self.c.log("observe " + self.name(k))
+            self.c.log("observe %s, format %d" % (self.name(k), uint(r, o + _CF, 2)))
         return code
 
     def _read(self, dm, w, accept, obj, paths):
@@ -146,9 +159,9 @@ class Observer:
                 return k
         return -1
 
-    def drop(self, k, why=""):
+    def cancel(self, k, msg):
         if self.c.log:
-            self.c.log("cancel %s%s" % (self.name(k), why and " (%s)" % why))
+            self.c.log("cancel %s (%s)" % (self.name(k), msg))
         r, o = self._at(k)
         r[o] = 0
         self.paths.pop(k, None)
@@ -158,7 +171,7 @@ class Observer:
 
     def path(self, k):
         r, o = self._at(k)
-        return [_u(r, o + _PATH + 2 * i, 2) for i in range(r[o + _PLEN])]
+        return [uint(r, o + _PATH + 2 * i, 2) for i in range(r[o + _PLEN])]
 
     def name(self, k):
         ps = self.paths.get(k) or (self.path(k),)
@@ -172,24 +185,24 @@ class Observer:
         a = {"pmin": srv.get(2, 0), "pmax": srv.get(3, 0)}
         for n in range(1, len(path) + 1):
             for x, v in (self.c.dm.attrs.get(tuple(path[:n])) or {}).items():
-                if n > 2 or x[0] in "pe":
+                if n > 2 or x not in ("gt", "lt", "st"):
                     a[x] = v
         return a
 
-    def times(self, k=-1, now=None):
+    def update(self, k=-1, now=None):
         """Cache pmin/pmax (pmax not above pmin is ignored, §5.1.2) and plan the next sampling of a getter:
         every epmax, else every pmin, never more often than epmin. k=-1: every observation."""
         if k < 0:
             for k in range(len(self.rs) << _SHIFT):
                 if self.rs[k >> _SHIFT][(k & _MASK) * _REC]:
-                    self.times(k)
+                    self.update(k)
             return
         r, o = self._at(k)
         p = self.path(k)
         a = self.attrs(p)
         pmin = a["pmin"]
-        _p(r, o + _PMIN, 4, pmin)
-        _p(r, o + _PMAX, 4, a["pmax"] if a["pmax"] > pmin else 0)
+        put(r, o + _PMIN, 2, _period(pmin, 1))
+        put(r, o + _PMAX, 2, _period(a["pmax"], 0) if a["pmax"] > pmin else 0)
         lo = a.get("epmin", 0)
         hi = a.get("epmax", 0)
         period = max(hi if hi > lo else pmin, lo) * 1000
@@ -197,13 +210,13 @@ class Observer:
         r[o] &= ~_SAMPLED
         if period and len(p) > 2 and obj and (p[1] << 16 | p[2]) in obj.hooks:
             r[o] |= _SAMPLED
-            _p(r, o + _SAMPLE, 4, ticks_add(self.c.ex.now if now is None else now, period))
+            put(r, o + _SAMPLE, 4, ticks_add(self.c.ex.now if now is None else now, period))
 
     # -- changes ------------------------------------------------------------------------------------
     def changed(self, oid, iid, rid):
         """A value (rid), or an instance (rid None: created or deleted) changed: mark what it touches."""
         if oid == 1 and rid in (2, 3):
-            self.times()
+            self.update()
         for k in range(len(self.rs) << _SHIFT):
             r, o = self._at(k)
             if not r[o]:
@@ -230,10 +243,15 @@ class Observer:
             f = 0
         if not f & _HAVE:
             due = True
-        elif not f & _NUM or not isinstance(v, (int, float)):
-            due = hash(v) & 0xFFFFFFF != _u(r, o + _VAL, 4)
+        elif not f & (_NUM | _INT) or not isinstance(v, (int, float)):
+            due = hash(v) & 0xFFFFFFF != uint(r, o + _VAL, 4)
         else:
-            last = struct.unpack_from("<d", r, o + _VAL)[0]
+            if f & _INT:
+                last = uint(r, o + _VAL, 4)
+                last -= last >> 31 << 32
+            else:  # compared at the precision kept
+                last = struct.unpack_from(">f", r, o + _VAL)[0]
+                v = struct.unpack(">f", struct.pack(">f", v))[0]
             a = self.attrs(p)
             gt = a.get("gt")
             lt = a.get("lt")
@@ -247,15 +265,18 @@ class Observer:
     def _keep(self, k, dm):
         """Remember the value just sent: the one DM read (a getter is not called twice)."""
         r, o = self._at(k)
-        r[o] &= ~(_HAVE | _NUM)
+        r[o] &= ~(_HAVE | _NUM | _INT)
         v = dm.v
         if r[o + _PLEN] < 3:
             return
-        if isinstance(v, (int, float)):
-            struct.pack_into("<d", r, o + _VAL, v)
+        if isinstance(v, int) and -0x80000000 <= v < 0x80000000:
+            put(r, o + _VAL, 4, v)
+            r[o] |= _HAVE | _INT
+        elif isinstance(v, (int, float)):
+            struct.pack_into(">f", r, o + _VAL, v)
             r[o] |= _HAVE | _NUM
         elif isinstance(v, (str, bytes)):
-            _p(r, o + _VAL, 4, hash(v) & 0xFFFFFFF)
+            put(r, o + _VAL, 4, hash(v) & 0xFFFFFFF)
             r[o] |= _HAVE
 
     # -- timers -------------------------------------------------------------------------------------
@@ -265,12 +286,12 @@ class Observer:
         reg = c.reg
         if reg.location is not self.location:  # registered from scratch: the server forgot our observations
             self.location = reg.location
-            if self.count() or self.held:
+            if self.count() or self.queue:
                 if c.log:
-                    c.log("observations and %d stored notifications cancelled: registered again" % len(self.held))
+                    c.log("observations and %d stored notifications cancelled: registered again" % len(self.queue))
                 self.rs = []
                 self.paths = {}
-                self.held = []
+                self.queue = []
             self.offline = False
             return None
         if self.offline and reg.acked is not self.acked:
@@ -279,8 +300,8 @@ class Observer:
         up = reg.state == _REGISTERED and not self.offline and not c.asleep(now)
         if up and c.ex.busy():
             return None  # NSTART 1: the exchange's own timer wakes the loop
-        if self.held and up:  # the oldest stored notification, confirmable, with a new message ID
-            d = self.held.pop(0)
+        if self.queue and up:  # the oldest stored notification, confirmable, with a new message ID
+            d = self.queue.pop(0)
             tx = c.ex.tx
             tx.buf[: len(d)] = d
             tx.n = len(d)
@@ -289,7 +310,7 @@ class Observer:
             tx.buf[2] = mid >> 8
             tx.buf[3] = mid & 255
             if c.log:
-                c.log("flush stored notification (%d left)" % len(self.held))
+                c.log("flush stored notification (%d left)" % len(self.queue))
             self._con(self.find(d, d[0] & 15), now, d)
             return None
         nxt = None
@@ -299,28 +320,28 @@ class Observer:
             if not f:
                 continue
             if f & _SAMPLED:
-                due = _u(r, o + _SAMPLE, 4)
+                due = uint(r, o + _SAMPLE, 4)
                 if ticks_diff(due, now) <= 0:
                     self.check(k)
-                    self.times(k, now)
-                    due = _u(r, o + _SAMPLE, 4)
+                    self.update(k, now)
+                    due = uint(r, o + _SAMPLE, 4)
                     f = r[o]
                 nxt = _sooner(nxt, due)
-            last = _u(r, o + _LAST, 4)
-            due = ticks_add(last, _u(r, o + _PMIN, 4) * 1000) if f & _PENDING else None
-            if _u(r, o + _PMAX, 4):
-                due = _sooner(due, ticks_add(last, _u(r, o + _PMAX, 4) * 1000))
+            last = uint(r, o + _LAST, 4)
+            due = ticks_add(last, _ms(uint(r, o + _PMIN, 2))) if f & _PENDING else None
+            if uint(r, o + _PMAX, 2):
+                due = _sooner(due, ticks_add(last, _ms(uint(r, o + _PMAX, 2))))
             if due is None:
                 continue
             if ticks_diff(due, now) > 0:
                 nxt = _sooner(nxt, due)
                 continue
-            self._notify(k, now, up)
+            self.send(k, now, up)
             if up and c.ex.busy():
                 return None
         return nxt
 
-    def _notify(self, k, now, up):
+    def send(self, k, now, up):
         c = self.c
         ex = c.ex
         dm = c.dm
@@ -336,7 +357,7 @@ class Observer:
         self.seq = (self.seq + 1) & 0xFFFFFF
         tx.option(_OBSERVE, self.seq)
         at = tx.n
-        _p(r, o + _LAST, 4, now)
+        put(r, o + _LAST, 4, now)
         r[o] &= ~_PENDING
         p = self.path(k)
         try:
@@ -344,27 +365,27 @@ class Observer:
             if p:
                 obj = c.objs.get(p[0])
                 if obj is None:
-                    raise CoapError(132, "gone")
+                    raise CoapError(132, "no such object")
                 for i in range(len(p)):
                     dm.path[i] = p[i]
                 dm.plen = len(p)
-            self._read(dm, tx, _u(r, o + _CF, 2), obj, self.paths.get(k))
+            self._read(dm, tx, uint(r, o + _CF, 2), obj, self.paths.get(k))
         except CoapError as e:  # the target is gone: say so once, without Observe, and stop (RFC 7641 §4.2)
             tx.n = 4 + tkl
             tx.buf[1] = e.code
-            self.drop(k, "%d.%02d" % (e.code >> 5, e.code & 31))
+            self.cancel(k, "%d.%02d" % (e.code >> 5, e.code & 31))
             con = False
         else:
             self._keep(k, dm)
-            self._max_age(tx, at, _u(r, o + _PMAX, 4))
+            self._max_age(tx, at, _ms(uint(r, o + _PMAX, 2)) // 1000)
         if c.log:
-            c.log("notify %s seq=%d %s" % (self.name(k), self.seq, "CON" if con else "NON"))
+            c.log(("notify %s seq=%d CON" if con else "notify %s seq=%d NON") % (self.name(k), self.seq))
         if not up:
-            self.stash(bytes(tx.buf[: tx.n]))
+            self.store(bytes(tx.buf[: tx.n]))
             if c.asleep(now):
                 c.reg.want_update = True  # queue mode: wake up, say so with an Update, then flush
             return
-        _p(r, o + _MID, 2, mid)
+        put(r, o + _MID, 2, mid)
         if con:
             r[o + _NONS] = 0
             self._con(k, now, None)
@@ -376,21 +397,21 @@ class Observer:
     def _con(self, k, now, data):
         self.c.active = now
         self.out = k
-        self.c.ex.request(self._sent, now)
+        self.c.ex.request(self.done, now)
         self.data = data or self.c.ex.p_data  # the retransmission copy: stored as it is if never acknowledged
 
-    def stash(self, data, first=False):
+    def store(self, data, k=0):
         """Keep a notification for later (/1/x/6 Notification Storing; dropped when that is off)."""
         if not (self.c.objs[1].inst.get(0) or {}).get(6, True):
             return
-        self.held.insert(0, data) if first else self.held.append(data)
-        if len(self.held) > self.c.store:
-            self.held.pop(1 if first else 0)  # the oldest goes; a lost one put back first stays first
+        self.queue.insert(0, data) if k else self.queue.append(data)  # k: a lost one, put back first
+        if len(self.queue) > self.c.store:
+            self.queue.pop(k)  # the oldest goes (a lost one put back first stays first)
             self.dropped += 1
             if self.c.log:
                 self.c.log("store full: oldest notification dropped (%d so far)" % self.dropped)
 
-    def _sent(self, m):
+    def done(self, m):
         """The end of a confirmable notification: ACK, RST (cancel, RFC 7641 §3.6) or no answer."""
         k = self.out
         data = self.data
@@ -399,12 +420,12 @@ class Observer:
         if m:
             self.probed = False
         elif k >= 0 and m is False:
-            self.drop(k, "RST")
+            self.cancel(k, "reset by the server")
         elif self.probed:  # the server answers Updates but not this: it does not want it (RFC 7641 §4.5)
             self.probed = False
             if k >= 0:
-                self.drop(k, "not acknowledged")
-                self.held = [d for d in self.held if d[4 : 4 + (d[0] & 15)] != data[4 : 4 + (data[0] & 15)]]
+                self.cancel(k, "not acknowledged")
+                self.queue = [d for d in self.queue if d[4 : 4 + (d[0] & 15)] != data[4 : 4 + (data[0] & 15)]]
         else:
             c = self.c
             if c.log:
@@ -413,17 +434,17 @@ class Observer:
             self.acked = c.reg.acked
             c.reg.want_update = True
             if k >= 0:
-                self.stash(data, True)
+                self.store(data, 1)
 
     def rst(self, mid):
         """A RST answering a non-confirmable notification cancels its observation (RFC 7641 §3.6)."""
         for k in range(len(self.rs) << _SHIFT):
             r, o = self._at(k)
-            if r[o] and _u(r, o + _MID, 2) == mid:
-                self.drop(k, "RST")
+            if r[o] and uint(r, o + _MID, 2) == mid:
+                self.cancel(k, "reset by the server")
                 return
 
-    def _max_age(self, w, at, pmax):
+    def _max_age(self, w, n, pmax):
         """Max-Age = pmax when that is over CoAP's default 60 s, so the server does not take a value for
         stale before the next notification (RFC 7641 §4.3.1). Goes after Content-Format: the payload moves."""
         buf = w.buf
@@ -431,8 +452,8 @@ class Observer:
         ln = 1 if pmax < 256 else 2 if pmax < 65536 else 4
         if pmax <= 60 or end + 1 + ln > len(buf):
             return  # the default Max-Age (60 s) stands
-        i = at + 1 + (buf[at] & 15) if at < end and buf[at] >> 4 == _CONTENT_FORMAT - _OBSERVE else at
+        i = n + 1 + (buf[n] & 15) if n < end and buf[n] >> 4 == _CONTENT_FORMAT - _OBSERVE else n
         memoryview(buf)[i + 1 + ln : end + 1 + ln] = memoryview(buf)[i:end]
-        buf[i] = (_MAX_AGE - (_CONTENT_FORMAT if i > at else _OBSERVE)) << 4 | ln
+        buf[i] = (_MAX_AGE - (_CONTENT_FORMAT if i > n else _OBSERVE)) << 4 | ln
         buf[i + 1 : i + 1 + ln] = pmax.to_bytes(ln, "big")
         w.n = end + 1 + ln
