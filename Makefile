@@ -19,8 +19,9 @@
 #   MPY_CROSS_FLAGS extra mpy-cross flags for `make mpy`          [empty]  e.g. MPY_CROSS_FLAGS=-O2
 #   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
 #   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
-#   HEAP            the client's heap in `make run` (-X heapsize)  [64k]
+#   HEAP            the client's heap in `make run` (-X heapsize)  [96k]
 #   CLIENT_ARGS     more client options for `make run`            [empty]  e.g. CLIENT_ARGS='--lifetime 60'
+#   SERVER_ARGS     more server options for `make run`            [empty]  e.g. SERVER_ARGS='--observe /3/0/13 --pmax 5'
 # Environment read by the tests (not by make itself)
 #   LWM2M_MPY_TREE  set to build/mpy to run the micropython test items against the compiled tree
 #                   (`make test LWM2M_MPY_TREE=build/mpy`)
@@ -32,8 +33,9 @@ MPY_CROSS_FLAGS ?=
 HOST            ?= 127.0.0.1
 PORT            ?= 5683
 ENDPOINT        ?= lwm2m-mpy-demo
-HEAP            ?= 64k
+HEAP            ?= 96k
 CLIENT_ARGS     ?=
+SERVER_ARGS     ?=
 
 VENV       := .venv
 VENV_STAMP := $(VENV)/.stamp
@@ -81,7 +83,7 @@ test: setup mpy
 	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
 
 run: setup mpy
-	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) CLIENT_ARGS='$(CLIENT_ARGS)' tools/run_demo.sh
+	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) CLIENT_ARGS='$(CLIENT_ARGS)' SERVER_ARGS='$(SERVER_ARGS)' tools/run_demo.sh
 
 bench: setup mpy
 	$(VENV)/bin/python bench/run.py

@@ -11,23 +11,18 @@ import sys
 _TX = bytearray(1152)
 
 
-# The option names live in long strings split at run time: every short string literal would be interned
-# as a qstr, and on the 64-bit unix port the qstr pool's next growth (about 3.6 KiB at once) decides
-# whether the client still fits in 48 KiB. Valued options map in order onto Client keyword arguments.
-_VALUED = "--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-_FLAGS = "--no-root-link --queue --quiet"
-_KEYWORDS = "lifetime binding version retry_s awake_s confirm store"
-_USAGE = ("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
-          " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S] [--confirm N]"
-          " [--store N] [--seconds S] [--board unix] [--quiet]")
-
-
 def main(argv):
+    # The option names live in long strings split at run time, locals rather than module globals: every
+    # short string literal or global name is interned as a qstr, and on the 64-bit unix port the qstr
+    # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
+    # Valued options map in order onto Client keyword arguments.
+    valued = "--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
+    keywords = "lifetime binding version retry_s awake_s confirm store"
+    flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
     args = ["lwm2m-mpy", "coap://127.0.0.1:5683"]  # endpoint, server
     seconds = None
-    valued = _VALUED.split()
-    flags = _FLAGS.split()
+    valued = valued.split()
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -39,7 +34,9 @@ def main(argv):
             kw[("root_link", "queue", "log")[k]] = (False, True, None)[k]
             continue
         if v is None or a not in valued:
-            print(_USAGE)
+            print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
+                  " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
+                  " [--confirm N] [--store N] [--seconds S] [--board unix] [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
@@ -51,7 +48,7 @@ def main(argv):
                 print("unknown board %s (available: unix)" % v)
                 return 2
         else:  # Client keyword arguments; --binding and --lwm2m are text
-            kw[_KEYWORDS.split()[k - 4]] = v if k in (5, 6) else int(v)
+            kw[keywords.split()[k - 4]] = v if k in (5, 6) else int(v)
     from lwm2m_mpy import Client
     from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 

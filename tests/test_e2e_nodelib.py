@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from e2e_helpers import app_args, cli_args, mpy_client  # noqa: F401
+from e2e_helpers import app_args, cli_args, mpy_client, tables  # noqa: F401  (fixtures)
 from peers.nodelib import NodeLibError, NodeLibServer
 
 REGISTER_TIMEOUT = 15
@@ -133,20 +133,6 @@ def test_many_operations_do_not_wedge_the_client(nodelib, mpy_client):
 
 
 # --- Observe (clock app: tests/apps/clock_app.py, a clock the test moves) ------------------------------
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    import subprocess
-    import sys
-
-    from e2e_helpers import ROOT
-
-    out = tmp_path_factory.mktemp("tables")
-    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "objgen.py"), "-o", str(out), "3303"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    assert gen.returncode == 0, gen.stdout.decode()
-    return out
-
 
 def test_observe_notifications_and_unacknowledged_con(nodelib, mpy_client, tables):
     """node-lib drops an observe response with Observe=0 and never ACKs a confirmable notification. The

@@ -3,27 +3,15 @@ micropython (tests/apps/clock_app.py: real UDP, a clock the test moves) against 
 (tools/lwm2m_server.py). Notification times are exact because every client timer runs on that clock;
 what the server received is checked on the server side. Loopback only, every wait bounded."""
 import re
-import subprocess
-import sys
 
 import pytest
 
-import conftest
-from e2e_helpers import ROOT, app_args, mpy_client  # noqa: F401  (fixture)
+from e2e_helpers import app_args, mpy_client, tables  # noqa: F401  (fixtures)
 from peers.lossy_proxy import LossyProxy
 
 import lwm2m_server as lws
 
 REGISTER_TIMEOUT = 15
-
-
-@pytest.fixture(scope="module")
-def tables(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tables")
-    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "objgen.py"), "-o", str(out), "3303"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    assert gen.returncode == 0, gen.stdout.decode()
-    return out
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ Observe and Observe-Composite with both ways of cancelling, Send on /dp), an in-
         sent = server.wait_for("send", "dev1")          # sent.values == {"/3303/0/5700": 23.5}
 
 CLI: python tools/lwm2m_server.py [--host 127.0.0.1] [--port 5683] [--read-every S] [--quiet]
-     [--registry DIR] [--observe PATH ...]
+     [--registry DIR] [--observe PATH ...] [--pmin S] [--pmax S]
 """
 import argparse
 import asyncio
@@ -1457,6 +1457,11 @@ async def serve(args):
     def watch(endpoint, path):
         async def observe():
             try:
+                attrs = {k: v for k, v in (("pmin", args.pmin), ("pmax", args.pmax)) if v is not None}
+                if attrs:  # Write-Attributes first: the observation starts with these periods
+                    done = await server.write_attributes(endpoint, path, **attrs)
+                    if not done.ok:
+                        print("  write-attributes %s: %s" % (path, done.code), flush=True)
                 await server.observe(endpoint, path)  # on_notify prints the answers as they come
             except (TimeoutError, ConnectionError, NotRegistered) as e:
                 print("  observe %s: %s" % (path, e), flush=True)
@@ -1509,6 +1514,9 @@ def main(argv=None):
     parser.add_argument("--observe", action="append", default=[], metavar="PATH",
                         help="observe PATH (e.g. /3303/0/5700) on every client after it registers and print "
                              "each notification; repeatable")
+    parser.add_argument("--pmin", type=int, metavar="S", help="with --observe: Write-Attributes pmin=S first")
+    parser.add_argument("--pmax", type=int, metavar="S",
+                        help="with --observe: Write-Attributes pmax=S first (a notification at least every S s)")
     args = parser.parse_args(argv)
     try:
         args.host = loopback_host(args.host)

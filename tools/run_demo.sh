@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5683}
 ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
-HEAP=${HEAP:-64k}          # the client's MicroPython heap, like a small board's
+HEAP=${HEAP:-96k}          # the client's heap: on this 64-bit port about twice what a 32-bit board needs
 CLIENT_ARGS=${CLIENT_ARGS:-}  # more client options, e.g. CLIENT_ARGS="--lifetime 60"
+SERVER_ARGS=${SERVER_ARGS:-}  # more server options, e.g. SERVER_ARGS="--observe /3/0/13 --pmax 5"
 
-.venv/bin/python tools/lwm2m_server.py --port "$PORT" &
+.venv/bin/python tools/lwm2m_server.py --port "$PORT" $SERVER_ARGS &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
 
