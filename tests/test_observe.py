@@ -423,3 +423,26 @@ def test_long_periods_beyond_nine_hours():
     t0 = d.t
     got = d.run(t0 + 41000 * 1000, dt=1000)
     assert [t - 172800000 for t, _ in got] == [667 * 60000]
+
+
+def test_epmax_and_epmin_set_how_often_a_getter_is_read():
+    d = Device()
+    reads = []
+    reading = [10]
+
+    def get():
+        reads.append(d.t)
+        return reading[0]
+
+    d.c.bind("/3/0/9", get=get)
+    d.ask(PUT, "/3/0/9", query=("epmin=1", "epmax=3", "pmax=60"))
+    d.observe("/3/0/9")
+    del reads[:]
+    assert d.run(10000) == []  # unchanged: read every epmax (3 s), nothing to say
+    assert reads == [3000, 6000, 9000]
+    reading[0] = 11
+    assert d.values(d.run(12000)) == [(12000, "11")]  # seen at the next evaluation
+    d.ask(PUT, "/3/0/9", query=("epmax=",))  # epmax removed: pmin (0) would mean never; epmin (1 s) rules
+    del reads[:]
+    d.run(15000)
+    assert reads == [13000, 14000, 15000]
