@@ -6,7 +6,7 @@
 #
 # A fake transport (Bench itself) keeps what the client sends and a fake clock (ms) drives it; the client
 # registers on a 2.01 with Location-Path rd/1, as tests/test_observe.py does. For the float /3303/0/5700
-# (23.5 -> 24.5) and the integer /3/0/9 (40 -> 41), in text, TLV, SenML JSON and SenML CBOR: Observe with
+# (23.5 -> 24.5) and the integer /3/0/9 (40 -> 41), in text, TLV, SenML JSON, SenML CBOR and LwM2M CBOR: Observe with
 # Accept (4-byte token, as a server sends), set() a new value, step the clock, measure the datagram.
 # Prints one line `NOTIFY {json}`. (The heap per observation is bench/mpy_observe.py's.)
 import gc
@@ -22,7 +22,7 @@ CON = 0
 GET = 1
 CONTENT = 69
 OBSERVE, LOCATION_PATH, URI_PATH, CONTENT_FORMAT, ACCEPT = 6, 8, 11, 12, 17
-FORMATS = (("text", 0), ("tlv", 11542), ("senml_json", 110), ("senml_cbor", 112))
+FORMATS = (("text", 0), ("tlv", 11542), ("senml_json", 110), ("senml_cbor", 112), ("lwm2m_cbor", 11544))
 NUMERIC = (("float", "/3303/0/5700", 23.5, 24.5), ("integer", "/3/0/9", 40, 41))
 
 

@@ -66,7 +66,7 @@ OBSERVE_HEAP_KIB, OBSERVE_LARGE_KIB = 64, 128
 OBSERVE_SECONDS = 60.0  # every run of bench/mpy_observe.py together
 BUDGET_OBSERVATION = 64  # bytes of heap per active observation
 FORMATS = (("text", "text (0)"), ("tlv", "TLV (11542)"), ("senml_json", "SenML JSON (110)"),
-           ("senml_cbor", "SenML CBOR (112)"))
+           ("senml_cbor", "SenML CBOR (112)"), ("lwm2m_cbor", "LwM2M CBOR (11544)"))
 
 sys.path.insert(0, str(ROOT / "tools"))
 

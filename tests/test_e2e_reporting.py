@@ -269,3 +269,19 @@ def test_register_advertises_senml_cbor_and_accept_is_honoured(server, mpy_clien
         got = server.read(app.ep, "/3303/0/5700", accept=accept)
         assert got.code == "2.05" and got.content_format == accept
     assert server.read(app.ep, "/3303/0/5700", accept=lws.LWM2M_JSON).code == "4.06"
+
+
+def test_lwm2m_cbor_read_and_observe(server, mpy_client, tables):
+    """LwM2M CBOR (11544, from LwM2M 1.2): nested maps by path ids, decoded by the server with cbor2."""
+    app = start(mpy_client, server, tables, "rep-lwm2m-cbor")
+    got = server.read(app.ep, "/3303/0", accept=lws.LWM2M_CBOR)
+    assert got.code == "2.05" and got.content_format == lws.LWM2M_CBOR
+    assert got.value["/3303/0/5700"] == 20.0 and got.value["/3303/0/5701"] == "Cel"
+    device = server.read(app.ep, "/3/0/11", accept=lws.LWM2M_CBOR)  # a multiple resource
+    assert device.value == {"/3/0/11/0": 0}
+    obs = server.observe(app.ep, "/3303/0/5700", accept=lws.LWM2M_CBOR)
+    assert obs.first.value == {"/3303/0/5700": 20.0}
+    app.set("/3303/0/5700", 26.5)
+    app.tick(1000)
+    n = obs.wait(1)[0]
+    assert n.content_format == lws.LWM2M_CBOR and n.value == {"/3303/0/5700": 26.5}

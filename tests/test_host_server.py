@@ -781,3 +781,14 @@ def test_cli_prints_events_and_device_resources():
         cli.read_until(r"^  /3/0/6/1 .*= 5$")
         cli.read_until(r"^deregister ep=cli-dev")
         assert cli.interrupt() == 0
+
+
+def test_lwm2m_cbor_decoder():
+    # {3: {0: {0: "Acme", 7: {0: 3800, 1: 5000}}}} and the same with an array key for /3/0
+    nested = bytes.fromhex("a1 03 a1 00 a2 00 64 41636d65 07 a2 00 19 0ed8 01 19 1388".replace(" ", ""))
+    flat = bytes.fromhex("a1 82 03 00 a2 00 64 41636d65 07 a2 00 19 0ed8 01 19 1388".replace(" ", ""))
+    want = {"/3/0/0": "Acme", "/3/0/7/0": 3800, "/3/0/7/1": 5000}
+    assert codec.decode_lwm2m_cbor(nested) == want
+    assert codec.decode_lwm2m_cbor(flat) == want
+    with pytest.raises(codec.CodecError):
+        codec.decode_lwm2m_cbor(bytes.fromhex("a10301"))  # a value at object level

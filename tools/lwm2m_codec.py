@@ -23,6 +23,7 @@ SENML_JSON = 110
 SENML_CBOR = 112
 TLV = 11542  # application/vnd.oma.lwm2m+tlv
 LWM2M_JSON = 11543  # application/vnd.oma.lwm2m+json
+LWM2M_CBOR = 11544  # application/vnd.oma.lwm2m+cbor (LwM2M 1.2)
 # Pre-registration numbers that LwM2M 1.0 implementations still send.
 OLD_TEXT = 1541
 OLD_TLV = 1542
@@ -707,3 +708,27 @@ def execute_arguments(args):
     for digit, value in sorted(args.items()):
         items.append(str(digit) if value is None else "%d='%s'" % (digit, value))
     return ",".join(items).encode("utf-8")
+
+
+def decode_lwm2m_cbor(data):
+    """LwM2M CBOR (11544, LwM2M 1.2): nested maps keyed by path ids (a key may also be an array of ids,
+    several levels at once) -> {path string: value}."""
+    out = {}
+
+    def walk(prefix, node):
+        if not isinstance(node, dict):
+            if len(prefix) < 3:
+                raise CodecError("LwM2M CBOR value above resource level at /%s" % "/".join(map(str, prefix)))
+            out[format_path(prefix)] = node
+            return
+        for key, value in node.items():
+            ids = list(key) if isinstance(key, (list, tuple)) else [key]
+            if not all(isinstance(i, int) and 0 <= i <= 65535 for i in ids):
+                raise CodecError("LwM2M CBOR key %r is not a path id" % (key,))
+            walk(prefix + ids, value)
+
+    top = cbor2.loads(data)
+    if not isinstance(top, dict):
+        raise CodecError("LwM2M CBOR payload is not a map")
+    walk([], top)
+    return out

@@ -47,6 +47,7 @@ except ImportError:
 
 # Content formats, re-exported so tests need one import.
 TEXT, LINK, OPAQUE, TLV, LWM2M_JSON = codec.TEXT, codec.LINK, codec.OPAQUE, codec.TLV, codec.LWM2M_JSON
+LWM2M_CBOR = codec.LWM2M_CBOR
 SENML_JSON, SENML_CBOR, CBOR = codec.SENML_JSON, codec.SENML_CBOR, codec.CBOR
 OLD_TEXT, OLD_TLV, OLD_JSON, OLD_OPAQUE = codec.OLD_TEXT, codec.OLD_TLV, codec.OLD_JSON, codec.OLD_OPAQUE
 JSON = 50  # application/json
@@ -1003,6 +1004,8 @@ class LwM2MServer:
             return codec.parse_links(payload)
         if content_format in codec.SENML_FORMATS:
             return codec.decode_senml(payload, content_format)
+        if content_format == LWM2M_CBOR:
+            return codec.decode_lwm2m_cbor(payload)
         if content_format in (LWM2M_JSON, OLD_JSON, JSON):
             return json.loads(payload.decode("utf-8")) if payload else None
         return payload

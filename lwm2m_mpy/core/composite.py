@@ -1,12 +1,12 @@
-"""SenML reads and writes (LwM2M 1.1 Core §7.4.4-7.4.5), Read-/Write-Composite (§6.3.2, §6.3.3 FETCH and
-iPATCH on /) and the Send operation (§6.4.4 POST /dp).
+"""SenML reads and writes (LwM2M 1.1 Core §7.4.4-7.4.5), LwM2M CBOR reads (content format 11544, from
+LwM2M 1.2), Read-/Write-Composite (§6.3.2, §6.3.3 FETCH and iPATCH on /) and Send (§6.4.4 POST /dp).
 
 Imported on the first request that needs SenML, so a device served in TLV and text never loads it.
 """
 from micropython import const
 
 from ..errors import CoapError
-from ..codec import senml
+from ..codec import senml, cbor
 from .dm import resource
 
 _R = const(1)
@@ -18,6 +18,8 @@ _URI_PATH = const(11)
 _CONTENT_FORMAT = const(12)
 _SENML_JSON = const(110)
 _SENML_CBOR = const(112)
+_LWM2M_CBOR = const(11544)
+_OBJLNK = const(8)
 
 
 def _senml(cf, code):
@@ -27,30 +29,61 @@ def _senml(cf, code):
 
 
 def read(dm, w, accept, paths):
-    """Content-Format and SenML payload with the values under every path of `paths` (tuples of ints)."""
-    cbor = _senml(accept, 134)
+    """Content-Format and payload with the values under every path of `paths` (tuples of ints): SenML
+    JSON/CBOR streamed record by record, or LwM2M CBOR (11544: nested maps keyed by the path's ids,
+    {oid: {iid: {rid: value or {riid: value}}}}, built first: a definite map needs its size)."""
+    if accept == _LWM2M_CBOR:
+        tree = {}
+
+        def put(oid, iid, rid, riid, rtype, v, full):
+            d = tree.setdefault(oid, {}).setdefault(iid, {})
+            v = "%d:%d" % v if rtype == _OBJLNK else v
+            if riid is None:
+                d[rid] = v
+            else:
+                d.setdefault(rid, {})[riid] = v
+
+        for p in paths:
+            _walk(dm, p, put)
+        w.option(_CONTENT_FORMAT, accept)
+        w.marker()
+        cbor.put(w, tree)
+        return 69
+    fmt = _senml(accept, 134)
     w.option(_CONTENT_FORMAT, accept)
     w.marker()
-    mark = senml.start(w, cbor)
+    mark = senml.start(w, fmt)
+    last = [None]
+
+    def record(oid, iid, rid, riid, rtype, v, full):
+        tail = "%d" % rid if riid is None else "%d/%d" % (rid, riid)
+        if full:  # a single resource (instance) asked for: its whole name in n
+            senml.record(w, fmt, mark, None, "/%d/%d/%s" % (oid, iid, tail), rtype, v)
+        else:  # bn on the first record of an instance; names relative to it
+            bn = None if last[0] == (oid, iid) else "/%d/%d/" % (oid, iid)
+            last[0] = (oid, iid)
+            senml.record(w, fmt, mark, bn, tail, rtype, v)
+
     for p in paths:
-        _emit(dm, w, cbor, mark, p)
-    senml.end(w, cbor, mark)
+        _walk(dm, p, record)
+    senml.end(w, fmt, mark)
     return 69
 
 
-def _emit(dm, w, cbor, mark, p):
+def _walk(dm, p, put):
+    """put(oid, iid, rid, riid or None, type, value, full) for every readable value under path p."""
     n = len(p)
     if n == 0:  # "/": every object but Security
         for oid in sorted(dm.objs):
             if oid:
-                _emit(dm, w, cbor, mark, (oid,))
+                _walk(dm, (oid,), put)
         return
     if p[0] == 0:
         raise CoapError(129, "Security object")
     obj = dm.objs.get(p[0])
     if obj is None:
         raise CoapError(132, "no object %d" % p[0])
-    if n >= 3:  # one resource (instance): its full name in n
+    if n >= 3:
         r = resource(obj, p[2], _R)
         v = obj.get(p[1], p[2])
         if n == 4:
@@ -58,20 +91,16 @@ def _emit(dm, w, cbor, mark, p):
                 raise CoapError(132, "no resource instance")
             v = v[p[3]]
         dm.v = v
-        name = "/%d/%d/%d" % (p[0], p[1], p[2])
-        if n == 4:
-            senml.record(w, cbor, mark, None, "%s/%d" % (name, p[3]), r >> 8, v)
-        elif r & _MULTI:
-            for riid in sorted(v):
-                senml.record(w, cbor, mark, None, "%s/%d" % (name, riid), r >> 8, v[riid])
+        if n == 4 or not r & _MULTI:
+            put(p[0], p[1], p[2], p[3] if n == 4 else None, r >> 8, v, True)
         else:
-            senml.record(w, cbor, mark, None, name, r >> 8, v)
+            for riid in sorted(v):
+                put(p[0], p[1], p[2], riid, r >> 8, v[riid], True)
         return
     if n == 2:
         obj.instance(p[1])
     t = obj.t
     for iid in sorted(obj.inst) if n == 1 else (p[1],):
-        bn = "/%d/%d/" % (obj.oid, iid)  # on the instance's first record; names are relative to it
         for o in range(7, 7 + 4 * (t[5] << 8 | t[6]), 4):
             rid = t[o] << 8 | t[o + 1]
             f = t[o + 3]
@@ -80,11 +109,9 @@ def _emit(dm, w, cbor, mark, p):
             v = obj.get(iid, rid)
             if f & _MULTI:
                 for riid in sorted(v):
-                    senml.record(w, cbor, mark, bn, "%d/%d" % (rid, riid), t[o + 2], v[riid])
-                    bn = None
+                    put(obj.oid, iid, rid, riid, t[o + 2], v[riid], False)
             else:
-                senml.record(w, cbor, mark, bn, str(rid), t[o + 2], v)
-                bn = None
+                put(obj.oid, iid, rid, None, t[o + 2], v, False)
 
 
 def _records(m, cf):

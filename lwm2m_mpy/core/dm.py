@@ -176,7 +176,7 @@ class DM:
     def _read(self, obj, accept, w):
         path = self.path
         plen = self.plen
-        if accept == _SENML_JSON or accept == _SENML_CBOR:
+        if accept == _SENML_JSON or accept == _SENML_CBOR or accept == 11544:  # 11544: LwM2M CBOR
             return self._lazy("core.composite").read(self, w, accept, (tuple(path[:plen]),))
         single = False
         if plen == 2:
