@@ -51,9 +51,19 @@ NODE_STAMP := $(if $(wildcard $(NODELIB)/package.json),$(NODELIB)/node_modules/.
 MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null)
 MPY_OUT := $(patsubst %.py,$(MPY_DIR)/%.mpy,$(MPY_SRC))
 
-.PHONY: setup test mpy run bench clean
+.PHONY: setup test mpy run bench clean peers
 
-setup: $(VENV_STAMP) $(NODE_STAMP)
+setup: $(VENV_STAMP) $(NODE_STAMP) peers
+
+# Debian's libcoap3-bin (coap-server-openssl) is the DTLS PSK peer of tests/test_dtls.py: installed with
+# apt when missing and this user may (root, or sudo without a password); otherwise say how.
+peers:
+	@command -v coap-server-openssl >/dev/null || { \
+	  if [ "$$(id -u)" -eq 0 ]; then s=""; elif sudo -n true 2>/dev/null; then s="sudo -n"; else \
+	    echo "error: coap-server-openssl missing: apt-get install libcoap3-bin" >&2; exit 1; fi; \
+	  echo "installing libcoap3-bin (apt)"; \
+	  DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq --no-install-recommends libcoap3-bin </dev/null || \
+	  { $$s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$s apt-get install -y -qq --no-install-recommends libcoap3-bin </dev/null; }; }
 
 $(VENV_STAMP): requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null || \
@@ -82,10 +92,10 @@ $(MPY_DIR)/%.mpy: %.py $(VENV_STAMP)
 test: setup mpy
 	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
 
-run: setup mpy
+run: $(VENV_STAMP) mpy
 	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) CLIENT_ARGS='$(CLIENT_ARGS)' SERVER_ARGS='$(SERVER_ARGS)' tools/run_demo.sh
 
-bench: setup mpy
+bench: $(VENV_STAMP) mpy
 	$(VENV)/bin/python bench/run.py
 
 clean:

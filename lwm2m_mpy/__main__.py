@@ -1,7 +1,8 @@
 """Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
---no-root-link --retry S --queue --awake S --confirm N --store N --seconds S --board unix --quiet --help.
+--no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --seconds S
+--board unix --quiet --help (coaps:// servers need the PSK options).
 Defaults are Client()'s own.
 """
 import sys
@@ -11,15 +12,19 @@ import sys
 _TX = bytearray(1152)
 
 
-def main(argv):
+def parse(argv):
+    """(Client arguments, keyword arguments, seconds), or an exit code. A function of its own so that its
+    option tables are garbage once the client runs."""
     # The option names live in long strings split at run time, locals rather than module globals: every
     # short string literal or global name is interned as a qstr, and on the 64-bit unix port the qstr
     # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
     # Valued options map in order onto Client keyword arguments.
-    valued = "--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
+    valued = ("--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
+              " --psk-id --psk-key")
     keywords = "lifetime binding version retry_s awake_s confirm store"
     flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
+    psk = [b"", b""]
     args = ["lwm2m-mpy", "coap://127.0.0.1:5683"]  # endpoint, server
     seconds = None
     valued = valued.split()
@@ -36,23 +41,33 @@ def main(argv):
         if v is None or a not in valued:
             print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
-                  " [--confirm N] [--store N] [--seconds S] [--board unix] [--quiet]")
+                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--seconds S] [--board unix] [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
             args[1 - k] = v
         elif k == 2:
             seconds = float(v)
+        elif k > 10:  # --psk-id text, --psk-key hex (the Security object's /0/0/3 and /0/0/5)
+            psk[k - 11] = v.encode() if k == 11 else bytes.fromhex(v)
+            kw["psk"] = tuple(psk)
         elif k == 3:
             if v != "unix":
                 print("unknown board %s (available: unix)" % v)
                 return 2
         else:  # Client keyword arguments; --binding and --lwm2m are text
             kw[keywords.split()[k - 4]] = v if k in (5, 6) else int(v)
+    return args, kw, seconds
+
+
+def main(argv):
+    parsed = parse(argv)
+    if isinstance(parsed, int):
+        return parsed
     from lwm2m_mpy import Client
     from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 
-    Client(*args, **kw).run(seconds)
+    Client(*parsed[0], **parsed[1]).run(parsed[2])
     return 0
 
 

@@ -44,7 +44,7 @@ class Client:
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
                  log=print, root_link=True, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
-                 sleep=None, store=8, confirm=10):
+                 sleep=None, store=8, confirm=10, psk=None):
         self.endpoint = endpoint
         self.server = server
         self.log = log
@@ -62,7 +62,7 @@ class Client:
         self.dm = DM(objs, self._changed, log)
         self.dm.client = self
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
-        core.add(self, server, lifetime, binding, **(device or {}))  # also sets up factory reset
+        core.add(self, server, lifetime, binding, psk=psk, **(device or {}))  # also sets up factory reset
         self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
         self.reg.queue = queue
         # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
@@ -189,21 +189,13 @@ class Client:
 
     # -- drivers -----------------------------------------------------------------------------------
     def open(self):
-        """Create the UDP transport for `server` unless one was given."""
+        """Create the transport for `server` unless one was given: UDP for coap://, DTLS with the Security
+        object's pre-shared key for coaps:// (never plaintext for it). See transport/udp.py for_uri()."""
         if self.transport is None:
             gc.collect()  # the import below needs room (see the imports at the top)
-            from ..transport.udp import UDP  # imported here: a client given a transport never loads it
+            from ..transport.udp import for_uri  # imported here: a client given a transport never loads it
 
-            scheme, _, rest = self.server.partition("://")
-            if scheme != "coap":
-                raise ValueError("unsupported scheme " + scheme)
-            rest = rest.split("/")[0]
-            if rest.startswith("["):  # [IPv6]:port
-                host, _, port = rest[1:].partition("]")
-                port = port[1:]
-            else:
-                host, _, port = rest.partition(":")
-            self.transport = UDP(host, int(port) if port else 5683)
+            self.transport = for_uri(self.server, self.objs[0].inst[0], self.log)
             self.ex.send = self.transport.send  # straight to the socket: no extra call per datagram
         return self.transport
 

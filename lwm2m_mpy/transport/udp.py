@@ -58,3 +58,26 @@ class UDP:
 
     def close(self):
         self.sock.close()
+
+
+def for_uri(uri, security, log=None):
+    """The transport for a server URI: UDP for coap://host[:port] (5683), DTLS with the pre-shared key of
+    `security` (the Security instance: mode /0/x/2 must be 0, identity /0/x/3, key /0/x/5) for
+    coaps://host[:port] (5684). IPv6 as coap://[::1]:5683."""
+    scheme, _, rest = uri.partition("://")
+    if scheme != "coap" and scheme != "coaps":
+        raise ValueError("unsupported scheme " + scheme)
+    rest = rest.split("/")[0]
+    if rest.startswith("["):  # [IPv6]:port
+        host, _, port = rest[1:].partition("]")
+        port = port[1:]
+    else:
+        host, _, port = rest.partition(":")
+    port = int(port) if port else 5684 if scheme == "coaps" else 5683
+    if scheme == "coap":
+        return UDP(host, port)
+    if security[2] != 0:
+        raise ValueError("coaps:// needs a pre-shared key: Client(..., psk=(identity, key))")
+    from .dtls import DTLS
+
+    return DTLS(host, port, security[3], security[5], log=log)

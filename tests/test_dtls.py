@@ -1,0 +1,145 @@
+"""DTLS with a pre-shared key (coaps://, transport/dtls.py) against an independent peer: Debian's libcoap
+`coap-server-openssl` (package libcoap3-bin; .ci/run installs it). The client runs inside micropython;
+a relay between it and the server keeps every datagram, so the tests prove that nothing went out in
+plaintext. Loopback only, every wait bounded."""
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from e2e_helpers import cli_args, mpy_client  # noqa: F401  (fixture)
+
+KEY = b"lwm2m-mpy-secret"
+CONTENT_TYPES = (20, 21, 22, 23)  # DTLS record types: change cipher spec, alert, handshake, data
+
+
+class Relay:
+    """UDP relay client <-> server on 127.0.0.1 that keeps what passes: [(direction, bytes)]."""
+
+    def __init__(self, upstream):
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.connect(("127.0.0.1", upstream))
+        self.port = self.front.getsockname()[1]
+        self.log = []
+        self.client = None
+        self.stopping = threading.Event()
+        for s in (self.front, self.back):
+            s.settimeout(0.1)
+        self.threads = [threading.Thread(target=self._pump, args=(up,), daemon=True) for up in (True, False)]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, up):
+        while not self.stopping.is_set():
+            try:
+                if up:
+                    data, self.client = self.front.recvfrom(4096)
+                    self.log.append(("c2s", data))
+                    self.back.send(data)
+                else:
+                    data = self.back.recv(4096)
+                    self.log.append(("s2c", data))
+                    if self.client:
+                        self.front.sendto(data, self.client)
+            except OSError:  # timeout (checks stopping) or a refused send while the server starts
+                continue
+
+    def close(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(2)
+        self.front.close()
+        self.back.close()
+
+
+@pytest.fixture
+def coaps_server(free_udp_port, tmp_path):
+    """coap-server-openssl with PSK KEY: returns (DTLS port, log file). It serves coap on P and coaps on
+    P + 1, so both must be free."""
+    exe = shutil.which("coap-server-openssl")
+    assert exe, "coap-server-openssl missing: apt-get install libcoap3-bin (.ci/run does)"
+    for _ in range(20):
+        port = free_udp_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        break
+    log = tmp_path / "coap-server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([exe, "-A", "127.0.0.1", "-p", str(port), "-k", KEY.decode(), "-v", "7"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(0.3)
+        assert proc.poll() is None, log.read_text()
+        yield port + 1, log
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def wait_for(check, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def all_dtls(datagrams):
+    """Every datagram is one or more DTLS records (type, version FE FD or FE FF, length) and nothing else."""
+    for data in datagrams:
+        i = 0
+        while i < len(data):
+            if data[i] not in CONTENT_TYPES or data[i + 1] != 0xFE or data[i + 2] not in (0xFD, 0xFF):
+                return False
+            i += 13 + (data[i + 11] << 8 | data[i + 12])
+        if i != len(data):
+            return False
+    return True
+
+
+def test_register_over_dtls_psk_reaches_libcoap(coaps_server, mpy_client):
+    port, log = coaps_server
+    relay = Relay(port)
+    try:
+        proc = mpy_client(cli_args("coaps://127.0.0.1:%d" % relay.port, "dtls-dev", "--psk-id", "dev-1",
+                                   "--psk-key", KEY.hex(), "--retry", 1, "--seconds", 6))
+        proc.wait_line(r"lwm2m: dtls session up$", timeout=15)
+        # libcoap's example server is no LwM2M server: it answers the Register 4.04, over DTLS
+        proc.wait_line(r"lwm2m: register failed \(4\.04\)", timeout=10)
+        assert wait_for(lambda: "Uri-Query:ep=dtls-dev" in log.read_text(), 5), log.read_text()[-2000:]
+        text = log.read_text()
+        assert "got psk_identity: 'dev-1'" in text and "c:POST" in text and "Uri-Path:rd" in text
+        assert proc.wait_exit(15) == 0
+    finally:
+        relay.close()
+    sent = [d for way, d in relay.log if way == "c2s"]
+    assert sent and all_dtls(sent) and all_dtls([d for way, d in relay.log if way == "s2c"])
+    assert not any(b"ep=dtls-dev" in d or b"rd" in d[4:12] for d in sent)  # the Register only encrypted
+    assert any(d[0] == 23 for d in sent)  # application data records: CoAP inside
+    proc.assert_clean()
+
+
+def test_wrong_key_fails_clearly_retries_and_sends_no_plaintext(coaps_server, mpy_client):
+    port, log = coaps_server
+    relay = Relay(port)
+    try:
+        proc = mpy_client(cli_args("coaps://127.0.0.1:%d" % relay.port, "dtls-bad", "--psk-id", "dev-1",
+                                   "--psk-key", b"not-the-key".hex(), "--retry", 1, "--seconds", 40))
+        proc.wait_line(r"lwm2m: dtls handshake failed \(.*\): wrong key or identity", timeout=30)
+        proc.wait_line(r"lwm2m: dtls handshake failed", timeout=30)  # tried again (CoAP retransmission)
+        proc.kill()
+    finally:
+        relay.close()
+    sent = [d for way, d in relay.log if way == "c2s"]
+    assert sent and all_dtls(sent)
+    assert not any(d[0] == 23 for d in sent)  # no application data: no session, nothing sent
+    assert "lwm2m: dtls session up" not in proc.output()
