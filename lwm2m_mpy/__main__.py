@@ -1,8 +1,8 @@
 """Command line for the unix port (and CPython): micropython -m lwm2m_mpy --server coap://HOST:PORT --endpoint NAME
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
---no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --seconds S
---board unix --quiet --help (coaps:// servers need the PSK options).
+--no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --state FILE
+--seconds S --board unix --quiet --help (coaps:// servers need the PSK options).
 Defaults are Client()'s own.
 """
 import sys
@@ -20,7 +20,7 @@ def parse(argv):
     # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
     # Valued options map in order onto Client keyword arguments.
     valued = ("--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-              " --psk-id --psk-key")
+              " --psk-id --psk-key --state")
     keywords = "lifetime binding version retry_s awake_s confirm store"
     flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
@@ -41,13 +41,16 @@ def parse(argv):
         if v is None or a not in valued:
             print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
-                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--seconds S] [--board unix] [--quiet]")
+                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--state FILE] [--seconds S] [--board unix]"
+                  " [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
             args[1 - k] = v
         elif k == 2:
             seconds = float(v)
+        elif k == 13:
+            kw["state"] = v
         elif k > 10:  # --psk-id text, --psk-key hex (the Security object's /0/0/3 and /0/0/5)
             psk[k - 11] = v.encode() if k == 11 else bytes.fromhex(v)
             kw["psk"] = tuple(psk)

@@ -614,3 +614,26 @@ def test_asyncio_serve_shares_the_loop(server, mpy_client):
     server.wait_for("deregister", ep, timeout=10)
     proc.wait_line(r"^APP exit ticks=\d+$", timeout=10)
     proc.assert_clean()
+
+
+# --- stored configuration (core/persist.py) -----------------------------------------------------------------
+
+def test_stored_configuration_survives_a_kill_and_a_truncated_file_falls_back(server, mpy_client, tmp_path):
+    ep = "e2e-state"
+    state = tmp_path / "state.json"
+    proc, first = start_cli(mpy_client, server, ep, "--state", state)
+    assert first.query["lt"] == "300"
+    assert server.write(ep, "/1/0/1", 120, fmt=lws.TEXT).code == "2.04"
+    server.wait_for("update", ep, timeout=10)
+    proc.kill()  # no De-register: a power cut
+    assert '"1": 120' in state.read_text()
+    proc, again = start_cli(mpy_client, server, ep, "--state", state)
+    assert again.query["lt"] == "120"  # straight from the stored Server object
+    assert "lwm2m: configuration from %s" % state in proc.output()
+    proc.kill()
+    text = state.read_text()
+    state.write_text(text[: len(text) // 2])  # half-written
+    proc, third = start_cli(mpy_client, server, ep, "--state", state)
+    assert third.query["lt"] == "300"  # the factory configuration
+    assert "unreadable" in proc.output() and "factory configuration" in proc.output()
+    proc.assert_clean()

@@ -42,29 +42,35 @@ class Client:
     client.run()                                     # or: await client.serve()
     """
 
+    # Defaults kept on the class until first set: an instance dict that stays small is heap saved
+    done = False
+    active = 0  # ticks of the last datagram in or notification out
+    dozing = False  # queue mode: asleep at the last look
+    state = None  # the file that keeps objects 0 and 1 across reboots (core/persist.py)
+
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
                  log=print, root_link=True, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
-                 sleep=None, store=8, confirm=10, psk=None):
+                 sleep=None, store=8, confirm=10, psk=None, state=None):
         self.endpoint = endpoint
         self.server = server
         self.log = log
         self.objs = objs = {}
         self.transport = transport
-        self.done = False
         self._later = []
         self._sends = []  # (paths, done) waiting for the exchange
         self.store = store  # notifications kept while the server is out of reach
         self.confirm = confirm  # every confirm-th notification is confirmable
         self.awake_s = awake_s if queue else 0  # queue mode: listen this long after traffic
         self.sleep = sleep  # sleep(ms) in queue mode, e.g. machine.lightsleep; None: wait on the socket
-        self.active = 0  # ticks of the last datagram in or notification out
-        self.dozing = False
         self.dm = DM(objs, self._changed, log)
         self.dm.client = self
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
         core.add(self, server, lifetime, binding, psk=psk, **(device or {}))  # also sets up factory reset
         self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
         self.reg.queue = queue
+        if state:
+            self.dm._lazy("core.persist").load(self, state)
+            self.state = state
         # With room to spare, load the Write/Create/... and Discover code now, while the heap is tidy:
         # loaded later, after hours of traffic, it may find no contiguous block. A small heap keeps
         # it on demand (core/dm.py).
@@ -148,6 +154,8 @@ class Client:
                 self.reg.want_update = True
         if self.dm.obs:
             self.dm.obs.changed(oid, iid, rid)
+        if oid < 2 and self.state:  # Security or Server changed: keep it
+            self.dm._lazy("core.persist").save(self, self.state)
 
     def asleep(self, now):
         """Queue mode: nothing in flight and no traffic for awake_s seconds. The server then holds its
@@ -195,7 +203,8 @@ class Client:
             gc.collect()  # the import below needs room (see the imports at the top)
             from ..transport.udp import for_uri  # imported here: a client given a transport never loads it
 
-            self.transport = for_uri(self.server, self.objs[0].inst[0], self.log)
+            sec = self.objs[0].inst[0]  # the Security object says where (a stored configuration may too)
+            self.transport = for_uri(sec[0], sec, self.log)
             self.ex.send = self.transport.send  # straight to the socket: no extra call per datagram
         return self.transport
 
