@@ -19,7 +19,9 @@ Figures (printed as a table and written to bench/results.json):
            (bench/mpy_observe.py: gc.mem_alloc() around 100 more Observe requests) and whether the 100
            fit (when not, the figures of a 128k run and the smallest heap that holds them); the bytes of
            one notification of a numeric resource (bench/mpy_notify.py: float /3303/0/5700 from a 3303
-           table generated into build/bench, integer /3/0/9) in text, TLV, SenML JSON and SenML CBOR.
+           table generated into build/bench, integer /3/0/9) in text, TLV, SenML JSON/CBOR and LwM2M CBOR.
+  7. DTLS  transport/dtls.py against libcoap's coap-server-openssl (PSK): handshake time, heap held by a
+           session, smallest heap for handshake + GET (bench/mpy_dtls.py).
 Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
 bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
 (SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
@@ -31,6 +33,7 @@ import os
 import platform
 import queue
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -58,6 +61,7 @@ BUDGET_HEAP_KIB = 52  # 48 until Observe, Send and queue mode joined the residen
 BUDGET_HELD = 8 * 1024
 BUDGET_MPY = 24 * 1024
 BUDGET_RATIO = 0.45
+DTLS_KEY = "lwm2m-mpy-bench"
 BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy")
 ON_DEMAND = tuple("lwm2m_mpy/%s.mpy" % m for m in ("core/changes", "core/attributes", "core/observe", "core/composite",
                                                    "codec/reader", "codec/link", "codec/senml", "codec/cbor"))
@@ -475,9 +479,9 @@ def throughput():
     return out
 
 
-def mpy_json(script, heap, prefix, timeout, env):
+def mpy_json(script, heap, prefix, timeout, env, args=()):
     """Run a bench script in MicroPython; the JSON of its one output line `<prefix> {...}`."""
-    child = Child(MP + ["-X", "heapsize=" + heap, str(BENCH / script)], env)
+    child = Child(MP + ["-X", "heapsize=" + heap, str(BENCH / script)] + [str(a) for a in args], env)
     try:
         line = child.line(prefix + " ", timeout)
         if line is None:
@@ -546,6 +550,53 @@ def observe():
             out["min_heap_kib"] = hi
     out["wire"] = mpy_json("mpy_notify.py", "%dk" % OBSERVE_LARGE_KIB, "NOTIFY", 30.0, mpy_env(BUILD_BENCH))["wire"]
     return out
+
+
+# --- 7: DTLS with a pre-shared key -----------------------------------------------------------------------
+
+def dtls():
+    """transport/dtls.py against libcoap's coap-server-openssl (DTLS on its port + 1): bench/mpy_dtls.py's
+    figures in a roomy heap, and the smallest heap (1 KiB steps) in which the handshake and a GET succeed."""
+    exe = shutil.which("coap-server-openssl")
+    if not exe:
+        raise RuntimeError("coap-server-openssl missing (apt-get install libcoap3-bin; make setup does)")
+    port = free_pair()
+    server = subprocess.Popen([exe, "-A", "127.0.0.1", "-p", str(port), "-k", DTLS_KEY, "-v", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(0.3)
+
+        def run(kib):
+            return mpy_json("mpy_dtls.py", "%dk" % kib, "DTLS", 20.0, mpy_env(), (port + 1, "bench", DTLS_KEY))
+
+        out = run(256)
+        lo, hi = 8, 256  # lo fails (the interpreter alone needs more), hi works
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                ok = run(mid)["code"] == 69
+            except RuntimeError:  # no result line: out of memory
+                ok = False
+            lo, hi = (lo, mid) if ok else (mid, hi)
+        out["min_heap_kib"] = hi
+        return out
+    finally:
+        server.terminate()
+        server.wait(5)
+
+
+def free_pair():
+    """A UDP port P on 127.0.0.1 with P + 1 free too (libcoap serves coap on P and coaps on P + 1)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of UDP ports")
 
 
 # --- environment ----------------------------------------------------------------------------------------
@@ -727,6 +778,17 @@ def report(res):
     else:
         row("error", res.get("observe_error") or "not run")
 
+    section("7. DTLS with a pre-shared key (transport/dtls.py vs coap-server-openssl, bench/mpy_dtls.py)")
+    d = res.get("dtls")
+    if isinstance(d, dict):
+        row("handshake (loopback)", "%d ms" % d["handshake_ms"])
+        row("heap held by the session (GC heap)", "%d B" % (d["session"] - d["before"]))
+        row("heap after closing it", "%+d B" % (d["closed"] - d["before"]))
+        row("smallest heap for handshake + GET", "%d KiB (interpreter and transport included)" % d["min_heap_kib"])
+        row("note", "the unix port's mbedTLS allocates outside the GC heap; on rp2 it uses the Python heap")
+    else:
+        row("error", res.get("dtls_error") or "not run")
+
     # Section titles span the line; names and values form two columns, budgets a third.
     width = min(46, max(len(r[0]) for r in rows if r[1]) + 2)
     vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
@@ -821,6 +883,8 @@ def main():
         attempt(res, "sansio", sansio)
         print("bench: information reporting ...", file=sys.stderr, flush=True)
         attempt(res, "observe", observe)
+        print("bench: DTLS ...", file=sys.stderr, flush=True)
+        attempt(res, "dtls", dtls)
     except BenchTimeout as e:
         res["incomplete"] = str(e)
     finally:
