@@ -3,6 +3,7 @@
 a relay between it and the server keeps every datagram, so the tests prove that nothing went out in
 plaintext. Loopback only, every wait bounded."""
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -143,3 +144,36 @@ def test_wrong_key_fails_clearly_retries_and_sends_no_plaintext(coaps_server, mp
     assert sent and all_dtls(sent)
     assert not any(d[0] == 23 for d in sent)  # no application data: no session, nothing sent
     assert "lwm2m: dtls session up" not in proc.output()
+
+
+def test_register_and_read_over_dtls_with_the_host_server(mpy_client, micropython, free_udp_port):
+    """The project's server behind tools/dtls_front.py (MicroPython's DTLS server mode: the PSK suites our
+    client offers; aiocoap's tinydtls has only AES-128-CCM-8): Register and a read, all over DTLS."""
+    import conftest
+    import lwm2m_server as lws
+    from e2e_helpers import ROOT
+
+    with lws.ServerThread() as srv:
+        ports = [free_udp_port() for _ in range(3)]
+        front = subprocess.Popen([micropython, str(ROOT / "tools" / "dtls_front.py")] + [str(p) for p in ports]
+                                 + [str(srv.port), "dev-1", KEY.hex(), "60"], env=conftest.micropython_env(),
+                                 cwd="/tmp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        relay = Relay(ports[0])
+        try:
+            time.sleep(0.3)
+            proc = mpy_client(cli_args("coaps://127.0.0.1:%d" % relay.port, "dtls-lwm2m", "--psk-id", "dev-1",
+                                       "--psk-key", KEY.hex()))
+            event = srv.wait_for("register", "dtls-lwm2m", timeout=20)
+            assert event.query["ep"] == "dtls-lwm2m"
+            assert srv.read("dtls-lwm2m", "/3/0/0", accept=lws.TEXT).payload == b"lwm2m_mpy"
+            proc.send_signal(signal.SIGINT)
+            srv.wait_for("deregister", "dtls-lwm2m", timeout=10)
+            assert proc.wait_exit(10) == 0
+        finally:
+            relay.close()
+            front.terminate()
+            out = front.communicate(timeout=5)[0]
+    sent = [d for way, d in relay.log if way == "c2s"]
+    assert sent and all_dtls(sent), out
+    assert not any(b"dtls-lwm2m" in d for d in sent)
+    proc.assert_clean()
