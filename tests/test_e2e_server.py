@@ -17,7 +17,7 @@ import time
 import pytest
 from aiocoap import Code
 
-from e2e_helpers import ROOT, ClientProcess, app_args, cli_args, ensure_mpy_tree, mpy_client  # noqa: F401
+from e2e_helpers import ROOT, ClientProcess, app_args, cli_args, ensure_mpy_tree, mpy_client, tables  # noqa: F401
 import conftest
 import lwm2m_codec as codec
 import lwm2m_server as lws
@@ -524,11 +524,7 @@ def test_register_retries_with_backoff_until_server_is_up(mpy_client, free_udp_p
 
 # --- an app with a generated table (objgen) -----------------------------------------------------------------
 
-def test_app_with_generated_temperature_object(server, mpy_client, tmp_path):
-    tables = tmp_path / "tables"
-    gen = subprocess.run([sys.executable, str(ROOT / "tools" / "objgen.py"), "-o", str(tables), "3303"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
-    assert gen.returncode == 0, gen.stdout.decode()
+def test_app_with_generated_temperature_object(server, mpy_client, tables):
     ep = "e2e-temperature"
     proc = mpy_client(app_args("temperature_app.py", server.uri, ep), path=[tables])
     server.wait_for("register", ep, timeout=REGISTER_TIMEOUT)

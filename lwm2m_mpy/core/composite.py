@@ -140,14 +140,18 @@ def items(dm, obj, m, cf, need, plen):
     for p, kind, v in _records(m, cf):
         if len(p) < plen or [p[i] for i in range(plen)] != path[:plen] or len(p) > 2 and p[1] != path[1]:
             raise CoapError(128, "SenML name outside the target path")
-        rid, v = _value(obj, p, kind, v, need)
-        for k in range(len(out)):  # instances of one multiple resource in several records: merge them
-            if out[k][0] == rid and isinstance(v, dict):
-                out[k][1].update(v)
-                break
-        else:
-            out.append((rid, v))
+        _add(out, _value(obj, p, kind, v, need))
     return out
+
+
+def _add(items, item):
+    """Append (rid, value) to items; instances of one multiple resource in several records merge."""
+    rid, v = item
+    for k in range(len(items)):
+        if items[k][0] == rid and isinstance(v, dict):
+            items[k][1].update(v)
+            return
+    items.append(item)
 
 
 def request(dm, m, w, accept, observe):
@@ -172,14 +176,7 @@ def request(dm, m, w, accept, observe):
             raise CoapError(132, "no object %d" % p[0])
         if len(p) > 1:
             obj.instance(p[1])
-        rid, v = _value(obj, p, kind, v, _W)
-        got = groups.setdefault((p[0], p[1]), [])
-        for k in range(len(got)):
-            if got[k][0] == rid and isinstance(v, dict):
-                got[k][1].update(v)
-                break
-        else:
-            got.append((rid, v))
+        _add(groups.setdefault((p[0], p[1]), []), _value(obj, p, kind, v, _W))
     changes = dm._lazy("core.changes")
     for key in sorted(groups):
         changes.apply(dm, dm.objs[key[0]], key[1], groups[key], False, 2)
