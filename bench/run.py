@@ -64,7 +64,9 @@ BUDGET_RATIO = 0.45
 DTLS_KEY = "lwm2m-mpy-bench"
 BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy")
 ON_DEMAND = tuple("lwm2m_mpy/%s.mpy" % m for m in ("core/changes", "core/attributes", "core/observe", "core/composite",
-                                                   "codec/reader", "codec/link", "codec/senml", "codec/cbor"))
+                                                   "codec/reader", "codec/link", "codec/senml", "codec/cbor",
+                                                   "core/persist", "core/servers", "core/bootstrap", "core/access",
+                                                   "tables/o2", "transport/dtls"))
 BUILD_BENCH = ROOT / "build" / "bench"  # the generated 3303 table for bench/mpy_notify.py
 OBSERVE_HEAP_KIB, OBSERVE_LARGE_KIB = 64, 128
 OBSERVE_SECONDS = 60.0  # every run of bench/mpy_observe.py together

@@ -2,7 +2,8 @@
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
 --no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --state FILE
---seconds S --board unix --quiet --help (coaps:// servers need the PSK options).
+--bootstrap URI --config FILE --seconds S --board unix --quiet --help (coaps:// servers need the PSK options;
+--bootstrap without --server starts factory-empty and bootstraps).
 Defaults are Client()'s own.
 """
 import sys
@@ -20,12 +21,12 @@ def parse(argv):
     # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
     # Valued options map in order onto Client keyword arguments.
     valued = ("--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-              " --psk-id --psk-key --state")
+              " --psk-id --psk-key --state --bootstrap --config")
     keywords = "lifetime binding version retry_s awake_s confirm store"
     flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
     psk = [b"", b""]
-    args = ["lwm2m-mpy", "coap://127.0.0.1:5683"]  # endpoint, server
+    args = ["lwm2m-mpy", None]  # endpoint, server (coap://127.0.0.1:5683 unless bootstrapping)
     seconds = None
     valued = valued.split()
     i = 0
@@ -41,16 +42,16 @@ def parse(argv):
         if v is None or a not in valued:
             print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
-                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--state FILE] [--seconds S] [--board unix]"
-                  " [--quiet]")
+                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--state FILE] [--bootstrap URI]"
+                  " [--config FILE] [--seconds S] [--board unix] [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
             args[1 - k] = v
         elif k == 2:
             seconds = float(v)
-        elif k == 13:
-            kw["state"] = v
+        elif k >= 13:  # --state, --bootstrap, --config
+            kw[("state", "bootstrap", "config")[k - 13]] = v
         elif k > 10:  # --psk-id text, --psk-key hex (the Security object's /0/0/3 and /0/0/5)
             psk[k - 11] = v.encode() if k == 11 else bytes.fromhex(v)
             kw["psk"] = tuple(psk)
@@ -60,11 +61,14 @@ def parse(argv):
                 return 2
         else:  # Client keyword arguments; --binding and --lwm2m are text
             kw[keywords.split()[k - 4]] = v if k in (5, 6) else int(v)
+    if args[1] is None and "bootstrap" not in kw and "config" not in kw:
+        args[1] = "coap://127.0.0.1:5683"
     return args, kw, seconds
 
 
 def main(argv):
     parsed = parse(argv)
+    globals().pop("parse")  # its bytecode (about 1 KiB of heap) is not needed again: let it go
     if isinstance(parsed, int):
         return parsed
     from lwm2m_mpy import Client

@@ -4,6 +4,8 @@ import gc
 
 from ._compat import ticks_ms, IS_MICROPYTHON
 
+_GLANCE = 50  # ms between looks at the other sockets when there are several sessions
+
 
 async def _readable(sock, timeout_ms):
     """True once `sock` is readable, False after timeout_ms. MicroPython's asyncio has no datagram
@@ -29,13 +31,20 @@ async def _readable(sock, timeout_ms):
 
 
 async def serve(client):
-    t = client.open()
     client.start(ticks_ms())
     try:
         while not client.done:
             try:
-                if await _readable(t.sock, client.wait_ms(ticks_ms())):
+                ms = client.wait_ms(ticks_ms())
+                sock = client.transport.sock  # looked up each turn: bootstrap and DTLS handshakes change it
+                if client.peers or sock is None:  # more than one socket: look at them all every 50 ms
+                    ms = min(ms, _GLANCE)
+                if sock is None:
+                    await asyncio.sleep_ms(ms) if IS_MICROPYTHON else await asyncio.sleep(ms / 1000)
+                elif await _readable(sock, ms):
                     client.drain()
+                for p in client.peers:
+                    p.drain()
             except MemoryError:  # the same relief as in Client.run() (kept inline there for its heap)
                 client.dm.unload()
                 c = client.ex.c_mid

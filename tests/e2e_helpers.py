@@ -7,10 +7,13 @@ Why not the `mpy_process` fixture as it is: it starts micropython with cwd = the
 the cwd even when MICROPYPATH starts with build/mpy. These helpers run the child in a scratch
 directory instead (same MpyProcess line reader, same environment builder).
 """
+import contextlib
 import re
+import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -115,3 +118,83 @@ def ensure_mpy_tree():
         assert proc.returncode == 0, proc.stdout.decode("utf-8", "replace")
     assert (MPY_TREE / "lwm2m_mpy" / "__init__.mpy").exists()
     return MPY_TREE
+
+
+# -- DTLS on the wire (test_dtls.py, test_bootstrap.py) ----------------------------------------------
+
+CONTENT_TYPES = (20, 21, 22, 23)  # DTLS record types: change cipher spec, alert, handshake, data
+
+
+class Relay:
+    """UDP relay client <-> server on 127.0.0.1 that keeps what passes: [(direction, bytes)]."""
+
+    def __init__(self, upstream):
+        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.front.bind(("127.0.0.1", 0))
+        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.back.connect(("127.0.0.1", upstream))
+        self.port = self.front.getsockname()[1]
+        self.log = []
+        self.client = None
+        self.stopping = threading.Event()
+        for s in (self.front, self.back):
+            s.settimeout(0.1)
+        self.threads = [threading.Thread(target=self._pump, args=(up,), daemon=True) for up in (True, False)]
+        for t in self.threads:
+            t.start()
+
+    def _pump(self, up):
+        while not self.stopping.is_set():
+            try:
+                if up:
+                    data, self.client = self.front.recvfrom(4096)
+                    self.log.append(("c2s", data))
+                    self.back.send(data)
+                else:
+                    data = self.back.recv(4096)
+                    self.log.append(("s2c", data))
+                    if self.client:
+                        self.front.sendto(data, self.client)
+            except OSError:  # timeout (checks stopping) or a refused send while the server starts
+                continue
+
+    def close(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(2)
+        self.front.close()
+        self.back.close()
+
+
+def all_dtls(datagrams):
+    """Every datagram is one or more DTLS records (type, version FE FD or FE FF, length) and nothing else."""
+    for data in datagrams:
+        i = 0
+        while i < len(data):
+            if data[i] not in CONTENT_TYPES or data[i + 1] != 0xFE or data[i + 2] not in (0xFD, 0xFF):
+                return False
+            i += 13 + (data[i + 11] << 8 | data[i + 12])
+        if i != len(data):
+            return False
+    return True
+
+
+
+
+@contextlib.contextmanager
+def dtls_front(micropython, free_udp_port, upstream, identity, key, seconds=120):
+    """tools/dtls_front.py (MicroPython's DTLS server mode, PSK `identity`/`key` bytes) in front of the
+    plain server on port `upstream`, with a Relay before it: yields the Relay (its .port is where the
+    client goes, its .log every datagram)."""
+    ports = [free_udp_port() for _ in range(3)]
+    front = subprocess.Popen([micropython, str(ROOT / "tools" / "dtls_front.py")] + [str(p) for p in ports]
+                             + [str(upstream), identity, key.hex(), str(seconds)], env=conftest.micropython_env(),
+                             cwd="/tmp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    relay = Relay(ports[0])
+    try:
+        time.sleep(0.3)
+        yield relay
+    finally:
+        relay.close()
+        front.terminate()
+        relay.front_output = front.communicate(timeout=5)[0]

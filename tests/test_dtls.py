@@ -6,58 +6,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from e2e_helpers import cli_args, mpy_client  # noqa: F401  (fixture)
+from e2e_helpers import Relay, all_dtls, cli_args, dtls_front, mpy_client  # noqa: F401  (fixture)
 
 KEY = b"lwm2m-mpy-secret"
-CONTENT_TYPES = (20, 21, 22, 23)  # DTLS record types: change cipher spec, alert, handshake, data
-
-
-class Relay:
-    """UDP relay client <-> server on 127.0.0.1 that keeps what passes: [(direction, bytes)]."""
-
-    def __init__(self, upstream):
-        self.front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.front.bind(("127.0.0.1", 0))
-        self.back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.back.connect(("127.0.0.1", upstream))
-        self.port = self.front.getsockname()[1]
-        self.log = []
-        self.client = None
-        self.stopping = threading.Event()
-        for s in (self.front, self.back):
-            s.settimeout(0.1)
-        self.threads = [threading.Thread(target=self._pump, args=(up,), daemon=True) for up in (True, False)]
-        for t in self.threads:
-            t.start()
-
-    def _pump(self, up):
-        while not self.stopping.is_set():
-            try:
-                if up:
-                    data, self.client = self.front.recvfrom(4096)
-                    self.log.append(("c2s", data))
-                    self.back.send(data)
-                else:
-                    data = self.back.recv(4096)
-                    self.log.append(("s2c", data))
-                    if self.client:
-                        self.front.sendto(data, self.client)
-            except OSError:  # timeout (checks stopping) or a refused send while the server starts
-                continue
-
-    def close(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(2)
-        self.front.close()
-        self.back.close()
-
-
 @pytest.fixture
 def coaps_server(free_udp_port, tmp_path):
     """coap-server-openssl with PSK KEY: returns (DTLS port, log file). It serves coap on P and coaps on
@@ -92,19 +47,6 @@ def wait_for(check, timeout):
             return True
         time.sleep(0.1)
     return False
-
-
-def all_dtls(datagrams):
-    """Every datagram is one or more DTLS records (type, version FE FD or FE FF, length) and nothing else."""
-    for data in datagrams:
-        i = 0
-        while i < len(data):
-            if data[i] not in CONTENT_TYPES or data[i + 1] != 0xFE or data[i + 2] not in (0xFD, 0xFF):
-                return False
-            i += 13 + (data[i + 11] << 8 | data[i + 12])
-        if i != len(data):
-            return False
-    return True
 
 
 def test_register_over_dtls_psk_reaches_libcoap(coaps_server, mpy_client):
@@ -149,30 +91,18 @@ def test_wrong_key_fails_clearly_retries_and_sends_no_plaintext(coaps_server, mp
 def test_register_and_read_over_dtls_with_the_host_server(mpy_client, micropython, free_udp_port):
     """The project's server behind tools/dtls_front.py (MicroPython's DTLS server mode: the PSK suites our
     client offers; aiocoap's tinydtls has only AES-128-CCM-8): Register and a read, all over DTLS."""
-    import conftest
     import lwm2m_server as lws
-    from e2e_helpers import ROOT
 
-    with lws.ServerThread() as srv:
-        ports = [free_udp_port() for _ in range(3)]
-        front = subprocess.Popen([micropython, str(ROOT / "tools" / "dtls_front.py")] + [str(p) for p in ports]
-                                 + [str(srv.port), "dev-1", KEY.hex(), "60"], env=conftest.micropython_env(),
-                                 cwd="/tmp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        relay = Relay(ports[0])
-        try:
-            time.sleep(0.3)
-            proc = mpy_client(cli_args("coaps://127.0.0.1:%d" % relay.port, "dtls-lwm2m", "--psk-id", "dev-1",
-                                       "--psk-key", KEY.hex()))
-            event = srv.wait_for("register", "dtls-lwm2m", timeout=20)
-            assert event.query["ep"] == "dtls-lwm2m"
-            assert srv.read("dtls-lwm2m", "/3/0/0", accept=lws.TEXT).payload == b"lwm2m_mpy"
-            proc.send_signal(signal.SIGINT)
-            srv.wait_for("deregister", "dtls-lwm2m", timeout=10)
-            assert proc.wait_exit(10) == 0
-        finally:
-            relay.close()
-            front.terminate()
-            out = front.communicate(timeout=5)[0]
+    with lws.ServerThread() as srv, dtls_front(micropython, free_udp_port, srv.port, "dev-1", KEY) as relay:
+        proc = mpy_client(cli_args("coaps://127.0.0.1:%d" % relay.port, "dtls-lwm2m", "--psk-id", "dev-1",
+                                   "--psk-key", KEY.hex()))
+        event = srv.wait_for("register", "dtls-lwm2m", timeout=20)
+        assert event.query["ep"] == "dtls-lwm2m"
+        assert srv.read("dtls-lwm2m", "/3/0/0", accept=lws.TEXT).payload == b"lwm2m_mpy"
+        proc.send_signal(signal.SIGINT)
+        srv.wait_for("deregister", "dtls-lwm2m", timeout=10)
+        assert proc.wait_exit(10) == 0
+    out = relay.front_output
     sent = [d for way, d in relay.log if way == "c2s"]
     assert sent and all_dtls(sent), out
     assert not any(b"dtls-lwm2m" in d for d in sent)

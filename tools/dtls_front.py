@@ -50,12 +50,20 @@ def main(argv):
             first, peer = outer.recvfrom(2048)
         except OSError:
             continue
-        serve(ctx, outer, a, b, first, peer, up, end)
+        while first:  # a client that starts over from the same address gets a new session (RFC 6347 §4.2.8)
+            first = serve(ctx, outer, a, b, first, peer, up, end)
         outer.close()  # a connected socket only hears its peer: a new one for the next client
         outer = udp(listen)
 
 
+def client_hello(d):
+    """A ClientHello in the clear (handshake record of epoch 0, message type 1)."""
+    return len(d) > 13 and d[0] == 22 and d[3] == 0 and d[4] == 0 and d[13] == 1
+
+
 def serve(ctx, outer, a, b, first, peer, up, end):
+    """Relay one session; returns a new ClientHello when the client starts over (after a reboot it has no
+    session: its hello must start a new one, not be dropped by the old), else None."""
     outer.connect(peer)
     outer.setblocking(False)
     plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -67,6 +75,7 @@ def serve(ctx, outer, a, b, first, peer, up, end):
     for s in (outer, b, plain):
         poller.register(s, select.POLLIN)
     print("front: client %r" % (peer,))
+    up_and_running = False
     try:
         while time.ticks_diff(end, time.ticks_ms()) > 0:
             poller.poll(50)
@@ -75,6 +84,9 @@ def serve(ctx, outer, a, b, first, peer, up, end):
                     d = src.recv(2048)
                 except OSError:
                     continue
+                if src is outer and up_and_running and client_hello(d):
+                    print("front: the client starts over")
+                    return d
                 dst.send(d)
             try:
                 d = plain.recv(2048)  # the server's answers, into the session
@@ -93,6 +105,7 @@ def serve(ctx, outer, a, b, first, peer, up, end):
                     print("front: session ended (%s)" % (e,))
                     return
             if d:
+                up_and_running = True
                 plain.send(d)
     finally:
         plain.close()

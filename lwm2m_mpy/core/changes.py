@@ -176,6 +176,8 @@ def create(dm, obj, m, w):
         if f & _MANDATORY and f & (_R | _W) and rid not in values:
             raise CoapError(128, "mandatory resource %d missing" % rid)
     obj.inst[iid] = values
+    if dm.ssid:  # several servers: the creator owns the new instance (core/access.py)
+        dm._lazy("core.access").created(dm, obj.oid, iid)
     w.option(_LOCATION_PATH, str(obj.oid))
     w.option(_LOCATION_PATH, str(iid))
     if dm.log:
@@ -191,6 +193,8 @@ def delete(dm, obj):
     if obj.t[2] & _OBJ_MANDATORY and not obj.t[2] & _OBJ_MULTI:
         raise CoapError(133, "instance /%d/%d may not be deleted" % (obj.oid, iid))
     del obj.inst[iid]
+    if 2 in dm.objs:
+        dm._lazy("core.access").deleted(dm, obj.oid, iid)
     for key in [k for k in dm.attrs if len(k) > 1 and k[0] == obj.oid and k[1] == iid]:
         del dm.attrs[key]
     if dm.log:

@@ -5,6 +5,7 @@ Sans-IO at its heart (`feed(data, now)`, `step(now) -> deadline`), with two thin
 """
 from micropython import const
 import gc
+import sys
 
 # Collect between the big imports: the .mpy loader's short-lived objects otherwise stay scattered
 # between the long-lived ones, and a 48 KiB heap then has no room left for the client's buffers.
@@ -46,11 +47,12 @@ class Client:
     done = False
     active = 0  # ticks of the last datagram in or notification out
     dozing = False  # queue mode: asleep at the last look
-    state = None  # the file that keeps objects 0 and 1 across reboots (core/persist.py)
+    state = None  # the file that keeps objects 0, 1 and 2 across reboots (core/persist.py)
+    peers = ()  # sessions with more LwM2M servers (core/servers.py)
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
                  log=print, root_link=True, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
-                 sleep=None, store=8, confirm=10, psk=None, state=None):
+                 sleep=None, store=8, confirm=10, psk=None, state=None, bootstrap=None, config=None):
         self.endpoint = endpoint
         self.server = server
         self.log = log
@@ -65,7 +67,15 @@ class Client:
         self.dm = DM(objs, self._changed, log)
         self.dm.client = self
         self.ex = Exchange(transport and transport.send, self.dm.handle, buffer, log)
-        core.add(self, server, lifetime, binding, psk=psk, **(device or {}))  # also sets up factory reset
+        # also sets up factory reset
+        m = core
+        if "add" not in m.__dict__:  # a client made before this one let go of it (below): load it again
+            sys.modules.pop(m.__name__)
+            m = __import__(m.__name__, None, None, ("add",))
+        m.add(self, server, lifetime, binding, psk=psk, bootstrap=bootstrap, config=config, **(device or {}))
+        # add's bytecode (0.9 KiB of heap from .mpy) is needed again only by a factory reset, which
+        # loads the module anew (objects/core.py restore)
+        m.__dict__.pop("add")
         self.reg = Registration(self.ex, endpoint, objs, log, version, root_link, retry_s * 1000)
         self.reg.queue = queue
         if state:
@@ -103,14 +113,15 @@ class Client:
         """Set a resource value ("/3/0/0"); a multiple resource takes a dict {instance id: value}."""
         obj, p = self._target(path)
         obj.inst[p[1]][p[2]] = value
-        if self.dm.obs:
-            self.dm.obs.changed(p[0], p[1], p[2])
+        self.changed(path)
 
     def changed(self, path):
         """Tell observers that a getter-backed resource ("/3303/0/5700") has a new value to read."""
         if self.dm.obs:
             p = [int(x) for x in path.strip("/").split("/")]
             self.dm.obs.changed(p[0], p[1], p[2])
+        for c in self.peers:
+            c.changed(path)
 
     def send(self, paths, done=None):
         """Send (LwM2M 1.1): POST the current values of `paths` (["/3303/0/5700", ...]) to the server as
@@ -141,7 +152,7 @@ class Client:
     def restart(self):
         """Forget the registration and register from scratch, as a rebooted device would."""
         self.ex.cancel()
-        self.reg.start(self.ex.now)
+        self.start(self.ex.now)
 
     @property
     def registered(self):
@@ -154,7 +165,9 @@ class Client:
                 self.reg.want_update = True
         if self.dm.obs:
             self.dm.obs.changed(oid, iid, rid)
-        if oid < 2 and self.state:  # Security or Server changed: keep it
+        for c in self.peers:  # each session: its server's Update and its observations (a Peer has no
+            c._changed(oid, iid, rid)  # peers and no state file of its own: just that)
+        if oid < 3 and self.state:  # Security, Server or Access Control changed: keep it
             self.dm._lazy("core.persist").save(self, self.state)
 
     def asleep(self, now):
@@ -169,8 +182,16 @@ class Client:
 
     # -- sans-IO core ------------------------------------------------------------------------------
     def start(self, now):
+        """Register; a configuration other than one server account in /0/0 and /1/0 (several servers, a
+        bootstrap account, a bootstrapped or stored one) goes through core/servers.py."""
         self.active = now
-        self.reg.start(now)
+        s = self.objs[0].inst
+        if list(s) == [0] and not s[0].get(1) and list(self.objs[1].inst) == [0] and (
+                self.transport is None or self.server == s[0][0]):  # core/servers.py sets server to its URI
+            self.open()
+            self.reg.start(now)
+        else:
+            self.dm._lazy("core.servers").start(self, now)
 
     def feed(self, data, now):
         """One datagram from the server."""
@@ -191,6 +212,8 @@ class Client:
             b = self.dm.obs.step(now)
             if a is None or b is not None and ticks_diff(a, b) > 0:
                 a = b
+        if self.peers:
+            a = self.dm._lazy("core.servers").step(self, now, a)
         if self._sends and self.reg.state == _REGISTERED and not self.ex.busy():
             self.dm._lazy("core.composite").send(self, now)
         return a
@@ -203,7 +226,7 @@ class Client:
             gc.collect()  # the import below needs room (see the imports at the top)
             from ..transport.udp import for_uri  # imported here: a client given a transport never loads it
 
-            sec = self.objs[0].inst[0]  # the Security object says where (a stored configuration may too)
+            sec = self.objs[0].inst[0]  # the Security object says where
             self.transport = for_uri(sec[0], sec, self.log)
             self.ex.send = self.transport.send  # straight to the socket: no extra call per datagram
         return self.transport
@@ -215,6 +238,8 @@ class Client:
 
     def poll(self, now):
         """One turn of the blocking driver: timers, wait for the socket (or sleep, in queue mode), handle what came."""
+        if self.peers:
+            return self.dm._lazy("core.servers").poll(self, now)
         ms = self.wait_ms(now)
         if self.sleep and self.asleep(now):
             self.sleep(ms)
@@ -241,10 +266,11 @@ class Client:
             feed(data, now, getattr(t, "cut", False))  # a transport may not know about cutting
             if self._later:
                 self.step(now)
+                if self.transport is not t:  # bootstrap finished: the old socket is closed
+                    return
 
     def run(self, seconds=None):
         """Blocking loop: register, serve, keep registered. Ctrl-C (or `stop()`) de-registers and returns."""
-        self.open()
         start = ticks_ms()
         self.start(start)
         try:
@@ -276,12 +302,15 @@ class Client:
     def shutdown(self):
         """De-register (waiting at most 5 s for the answer) and close the transport."""
         bye = []
-        self.reg.deregister(ticks_ms(), lambda: bye.append(1))
+        for c in (self,) + self.peers:
+            c.reg.deregister(ticks_ms(), lambda: bye.append(1))
         end = ticks_add(ticks_ms(), _BYE_MS)
-        while not bye and ticks_diff(end, ticks_ms()) > 0:
+        while len(bye) <= len(self.peers) and ticks_diff(end, ticks_ms()) > 0:
             self.poll(ticks_ms())
-        self.reg.state = _STOPPED
-        self.transport.close()
+        for c in (self,) + self.peers:
+            c.reg.state = _STOPPED
+            if c.transport:
+                c.transport.close()
 
     async def serve(self):
         """`run()` for asyncio apps (the loop lives in aio.py, imported only when used)."""

@@ -83,6 +83,12 @@ def _walk(dm, p, put):
     obj = dm.objs.get(p[0])
     if obj is None:
         raise CoapError(132, "no object %d" % p[0])
+    if dm.ssid:  # several servers: only what this one may read (core/access.py)
+        acl = dm._lazy("core.access")
+        if n == 1:
+            obj = acl.view(dm, obj)
+        else:
+            acl.need(dm, p[0], p[1], 1)
     if n >= 3:
         r = resource(obj, p[2], _R)
         v = obj.get(p[1], p[2])
@@ -176,6 +182,8 @@ def request(dm, m, w, accept, observe):
             raise CoapError(132, "no object %d" % p[0])
         if len(p) > 1:
             obj.instance(p[1])
+            if dm.ssid:  # several servers: access control (core/access.py)
+                dm._lazy("core.access").need(dm, p[0], p[1], 2)
         _add(groups.setdefault((p[0], p[1]), []), _value(obj, p, kind, v, _W))
     changes = dm._lazy("core.changes")
     for key in sorted(groups):
@@ -188,7 +196,7 @@ def request(dm, m, w, accept, observe):
 def send(c, now):
     """POST the oldest queued Send to /dp as SenML CBOR, confirmable; its `done(ok, why)` hears the end."""
     paths, done = c._sends.pop(0)
-    srv = c.objs[1].inst.get(0) or {}
+    srv = c.objs[1].inst.get(c.reg.iid) or {}
     if srv.get(23):  # Mute Send
         _tell(c, done, False, "muted by /1/0/23")
         return

@@ -49,6 +49,8 @@ _SENML_CBOR = const(112)
 class DM:
     """Answers device-management requests from the LwM2M server against `objs` {oid: Obj}."""
 
+    ssid = 0  # with several servers, the Short Server ID of the one this DM answers (access control)
+
     def __init__(self, objs, changed=None, log=None):
         self.objs = objs
         self.changed = changed  # changed(oid, iid, rid): rid None = instance created/deleted
@@ -128,6 +130,8 @@ class DM:
         obj = self.objs.get(path[0])
         if obj is None:
             raise CoapError(132, "no object %d" % path[0])
+        if self.ssid:  # several servers: what may this one do here (core/access.py)
+            obj = self._lazy("core.access").check(self, obj, m, plen)
         if code == _GET:
             if observe:  # Observe, or Cancel Observation (§6.4.1, §6.4.2)
                 return self._lazy("core.observe").get(self).request(self, m, w, accept, obj)
@@ -166,7 +170,8 @@ class DM:
         """Forget the on-demand modules so their heap can be used again; they load again when needed.
         (core.observe stays: its records live in the Observer.)"""
         self.mods.clear()
-        for name in "core.changes core.attributes core.composite codec.reader codec.link codec.senml codec.cbor".split():
+        for name in ("core.changes core.attributes core.composite core.access codec.reader codec.link codec.senml"
+                     " codec.cbor").split():
             pkg, _, leaf = name.partition(".")
             sys.modules.pop("lwm2m_mpy." + name, None)
             sys.modules["lwm2m_mpy." + pkg].__dict__.pop(leaf, None)  # the package holds it too

@@ -181,7 +181,7 @@ class Observer:
     def attrs(self, path):
         """The attributes in force for `path`: Server defaults, then object, instance, resource levels
         (gt, lt and st only from the resource level: they belong to a value)."""
-        srv = self.c.objs[1].inst.get(0) or {}
+        srv = self.c.objs[1].inst.get(self.c.reg.iid) or {}
         a = {"pmin": srv.get(2, 0), "pmax": srv.get(3, 0)}
         for n in range(1, len(path) + 1):
             for x, v in (self.c.dm.attrs.get(tuple(path[:n])) or {}).items():
@@ -366,6 +366,8 @@ class Observer:
                 obj = c.objs.get(p[0])
                 if obj is None:
                     raise CoapError(132, "no such object")
+                if dm.ssid:  # several servers: may this one still read it (core/access.py)
+                    obj = dm._lazy("core.access").read(dm, obj, p)
                 for i in range(len(p)):
                     dm.path[i] = p[i]
                 dm.plen = len(p)
@@ -402,7 +404,7 @@ class Observer:
 
     def store(self, data, k=0):
         """Keep a notification for later (/1/x/6 Notification Storing; dropped when that is off)."""
-        if not (self.c.objs[1].inst.get(0) or {}).get(6, True):
+        if not (self.c.objs[1].inst.get(self.c.reg.iid) or {}).get(6, True):
             return
         self.queue.insert(0, data) if k else self.queue.append(data)  # k: a lost one, put back first
         if len(self.queue) > self.c.store:

@@ -1,4 +1,5 @@
-"""Configuration that survives a reboot: the Security (0) and Server (1) objects' instances, in one small
+"""Configuration that survives a reboot: the Security (0), Server (1) and Access Control (2) objects'
+instances, in one small
 JSON file written atomically (a temporary file, then a rename), so a power cut leaves the old file or the
 new one, never half of one. A file that does not read back cleanly is ignored with a clear log line and
 the factory configuration stands: never a crash loop.
@@ -15,7 +16,7 @@ except ImportError:  # some very small ports name it ujson
 
 from ..errors import CoapError
 
-_KEPT = (0, 1)  # the objects that are configuration, not live data
+_KEPT = (0, 1, 2)  # the objects that are configuration, not live data
 _VERSION = "lwm2m_mpy"
 
 
@@ -61,16 +62,20 @@ def load(client, path):
         got = {}
         for oid, insts in doc["objects"].items():
             oid = int(oid)
-            if oid not in _KEPT or oid not in client.objs:
+            if oid not in _KEPT:
                 raise ValueError("object %d is not kept" % oid)
+            if oid == 2 and oid not in client.objs:  # access control arrives with a second server
+                from ..tables import o2
+
+                client.add(o2.T)
             got[oid] = {int(iid): {int(rid): _in(v) for rid, v in inst.items()} for iid, inst in insts.items()}
             obj = client.objs[oid]
             for inst in got[oid].values():
                 for rid in inst:
                     if obj.res(rid) < 0:
                         raise ValueError("no resource /%d/x/%d" % (oid, rid))
-        if not got.get(0) or not got.get(1):
-            raise ValueError("no Security or no Server instance")
+        if not got.get(0):
+            raise ValueError("no Security instance")
     except OSError:
         return False  # no file yet: the first start
     except (ValueError, KeyError, TypeError, AttributeError, CoapError) as e:

@@ -27,6 +27,9 @@ class Registration:
     them is reported by the next Update without a second copy of the value.
     """
 
+    iid = 0  # the Server object instance (/1/iid) of this account: class default, set for other accounts
+    fail = None  # fail(now, code) -> True if it took over after a failed Register (core/servers.py)
+
     def __init__(self, ex, endpoint, objs, log=None, version="1.1", root_link=True, retry_ms=60000):
         self.ex = ex
         self.ep = endpoint
@@ -78,7 +81,7 @@ class Registration:
         return None
 
     def _send(self, now, update):
-        srv = self.objs[1].inst[0]  # looked up each time: a factory reset replaces the instance
+        srv = self.objs[1].inst[self.iid]  # looked up each time: a factory reset or bootstrap replaces it
         lt = srv[1]
         b = srv[7]
         links = self.links()
@@ -142,7 +145,8 @@ class Registration:
                 ok = True
             except CoapError:  # a Location-Path that is not UTF-8: no usable location, Register failed
                 why = "bad Location-Path"
-        lt = self.objs[1].inst[0][1] * 1000
+        srv = self.objs[1].inst[self.iid]
+        lt = srv[1] * 1000
         if ok:
             # Next Update before the lifetime runs out, leaving room for CoAP retransmissions
             self.due = ticks_add(now, lt - max(lt // 10, min(93000, lt // 2)))
@@ -152,7 +156,8 @@ class Registration:
             if self.log:
                 self.log("registered /" + "/".join(self.location) if code == 65 else "updated")
             return
-        delay = min(self.retry_ms << min(self.failures, 16), 3600000)
+        # Communication Retry Timer (/1/x/18), doubled for each failed attempt (§6.2.1.1), at most 1 h
+        delay = min(srv.get(18, self.retry_ms // 1000) * 1000 << min(self.failures, 16), 3600000)
         if st == _REGISTERED and m is None and ticks_diff(self.until, ticks_add(now, delay)) > 0:
             # Unanswered while the server still holds the registration (and its observations): the link
             # is down, not the registration. Try the Update again, with what it had to say.
@@ -166,8 +171,11 @@ class Registration:
             # Update refused (4.04: the server forgot us) or too late: register from scratch (§6.2.2)
             delay = 0
         else:
-            # Register failed: back off, doubling the communication retry timer (§6.2.1.1), max 1 h
+            # Register failed: back off as above. With a Bootstrap-Server account core/servers.py also
+            # counts attempts and sequences (§6.2.1.1) and may bootstrap.
             self.failures += 1
+            if self.fail and self.fail(now, code, why):
+                return
         self.state = _REGISTERING
         self.due = ticks_add(now, delay)
         if self.log:

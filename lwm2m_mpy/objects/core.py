@@ -13,19 +13,21 @@ _EXE = const(2 << 26)
 
 
 def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy", model=None,
-        serial="0", firmware=None, reboot=None, factory_reset=None, psk=None):
+        serial="0", firmware=None, reboot=None, factory_reset=None, psk=None, bootstrap=None, config=None):
     """Objects 0, 1 and 3 with their start-up values; also how Factory Reset restores them."""
-    for oid in (0, 1, 3):  # a factory reset starts from no instances (a server may have created some)
+    for oid in (0, 1, 2, 3):  # a factory reset starts from no instances (a server may have created some)
         if oid in client.objs:
             client.objs[oid].inst.clear()
-    # 0 Security: the server account; mode 3 = NoSec until DTLS arrives, so the keys stay empty.
-    # mode 0 = pre-shared key (identity /0/0/3, key /0/0/5) for coaps://, else 3 = NoSec
-    client.add(o0.T, 0, {0: uri, 1: False, 2: 0 if psk else 3, 3: psk[0] if psk else b"", 4: b"",
-                         5: psk[1] if psk else b"", 10: ssid})
+    # 0 Security: the server account; mode 0 = pre-shared key (identity /0/0/3, key /0/0/5) for coaps://,
+    # else 3 = NoSec
+    client.add(o0.T, 0 if uri else None, {0: uri, 1: False, 2: 0 if psk else 3, 3: psk[0] if psk else b"", 4: b"",
+                                          5: psk[1] if psk else b"", 10: ssid})
     # 1 Server: lifetime (1) and binding (7) are what Register/Update report; 6 = store notifications
     # Hooks are set by key (kind << 26 | iid << 16 | rid; kind 0 get, 1 set, 2 execute) rather than by
     # path strings, which would each stay interned in the heap.
-    client.add(o1.T, 0, {0: ssid, 1: lifetime, 6: True, 7: binding}).hooks[_EXE | 8] = client.update  # Update Trigger
+    client.add(o1.T, 0 if uri else None, {0: ssid, 1: lifetime, 6: True, 7: binding}).hooks[_EXE | 8] = client.update
+    if bootstrap or config:  # a Bootstrap-Server account, a factory configuration file (core/servers.py)
+        client.dm._lazy("core.servers").add(client, bootstrap, psk, config)
     # 3 Device
     ver = "%d.%d.%d" % sys.implementation.version[:3]
     device = client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,
@@ -44,10 +46,15 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
         hooks[21] = lambda: (mem_free() + mem_alloc()) // 1024
     # Reboot and factory reset answer 2.04 first, then act (Core §E.4: the response precedes them)
     def restore():  # the default Factory Reset: these values again, attributes gone, register anew
-        add(client, uri, lifetime, binding, ssid, manufacturer, model, serial, firmware, reboot, factory_reset, psk)
+        sys.modules.pop(__name__, None)  # this copy let go of add (core/client.py): load it again
+        m = __import__(__name__, None, None, ("add",))
+        m.add(client, uri, lifetime, binding, ssid, manufacturer, model, serial, firmware, reboot, factory_reset,
+              psk, bootstrap, config)
+        m.__dict__.pop("add")
         client.dm.attrs.clear()
         client.restart()
 
     hooks[_EXE | 4] = lambda args: client.later(reboot or reset or client.restart)
     hooks[_EXE | 5] = lambda args: client.later(factory_reset or restore)
     hooks[_EXE | 12] = lambda args: device.inst[0].__setitem__(11, {0: 0})  # Reset Error Code
+
