@@ -181,18 +181,24 @@ def all_dtls(datagrams):
 
 
 
-@contextlib.contextmanager
-def dtls_front(micropython, free_udp_port, upstream, identity, key, seconds=120):
-    """tools/dtls_front.py (MicroPython's DTLS server mode, PSK `identity`/`key` bytes) in front of the
-    plain server on port `upstream`, with a Relay before it: yields the Relay (its .port is where the
-    client goes, its .log every datagram)."""
-    ports = [free_udp_port() for _ in range(3)]
+def dtls_front_process(micropython, ports, upstream, identity, key, seconds=120):
+    """tools/dtls_front.py (MicroPython's DTLS server mode, PSK `identity`/`key` bytes) on ports[0] (ports[1]
+    and ports[2] its internal pair) in front of the plain server on port `upstream`."""
     front = subprocess.Popen([micropython, str(ROOT / "tools" / "dtls_front.py")] + [str(p) for p in ports]
                              + [str(upstream), identity, key.hex(), str(seconds)], env=conftest.micropython_env(),
                              cwd="/tmp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
+    return front
+
+
+@contextlib.contextmanager
+def dtls_front(micropython, free_udp_port, upstream, identity, key, seconds=120):
+    """dtls_front_process with a Relay before it: yields the Relay (its .port is where the client goes, its
+    .log every datagram)."""
+    ports = [free_udp_port() for _ in range(3)]
+    front = dtls_front_process(micropython, ports, upstream, identity, key, seconds)
     relay = Relay(ports[0])
     try:
-        time.sleep(0.3)
         yield relay
     finally:
         relay.close()

@@ -107,3 +107,30 @@ def test_register_and_read_over_dtls_with_the_host_server(mpy_client, micropytho
     assert sent and all_dtls(sent), out
     assert not any(b"dtls-lwm2m" in d for d in sent)
     proc.assert_clean()
+
+
+def test_a_restarted_dtls_server_gets_a_new_handshake_and_the_registration_goes_on(mpy_client, micropython,
+                                                                                     free_udp_port):
+    """The DTLS front (the server's session) restarts and forgets the session: the client's records go
+    unanswered, and after 5 of them it shakes hands anew and its Update or Register gets through."""
+    import lwm2m_server as lws
+    from e2e_helpers import app_args, dtls_front_process
+
+    with lws.ServerThread() as srv:
+        ports = [free_udp_port() for _ in range(3)]
+        front = dtls_front_process(micropython, ports, srv.port, "dev-1", KEY)
+        try:
+            proc = mpy_client(app_args("dtls_app.py", "coaps://127.0.0.1:%d" % ports[0], "dtls-again", "dev-1",
+                                       KEY.hex(), 200, 20, 60))
+            srv.wait_for("register", "dtls-again", timeout=20)
+            proc.wait_line(r"registered /rd/", 10)
+            front.terminate()
+            front.wait(5)
+            front = dtls_front_process(micropython, ports, srv.port, "dev-1", KEY)
+            proc.wait_line(r"dtls: no answer to 5 datagrams, new handshake", 40)
+            proc.wait_line(r"^lwm2m: (updated|registered /rd/)", 30)
+            assert proc.count(r"dtls session up") == 2
+            proc.assert_clean()
+        finally:
+            front.terminate()
+            front.wait(5)

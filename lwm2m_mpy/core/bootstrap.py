@@ -6,6 +6,7 @@ Loaded only while bootstrapping. For that time a `Bootstrap` stands in for the c
 a Bootstrap-Server may only bootstrap, and nothing it writes is saved or reported until Finish.
 """
 from micropython import const
+import sys
 
 from .._compat import ticks_add, ticks_diff
 from ..errors import CoapError
@@ -23,7 +24,14 @@ _CONTENT_FORMAT = const(12)
 _LINK = const(40)
 _TLV_FMTS = (11542, 1542)
 _SENML_FMTS = (110, 112)
-_INSTANCE = const(0)
+_INSTANCE = const(0)  # TLV entry kinds (Core §7.4.3)
+_RES_INSTANCE = const(1)
+_MULTI_RES = const(2)
+_RESOURCE = const(3)
+_MULTI = const(8)  # table flag: multiple resource
+_OPAQUE_T = const(6)
+_SET = const(1)  # setter hooks (core/store.py)
+_TEXT_FMTS = (0, 1541, 42, 1544)  # text and opaque, each with its pre-1.0 number
 _BOOTSTRAPPING = const(1)  # a Registration state that is neither idle nor registered: the loop steps us
 _STOPPED = const(4)
 _FINISH_MS = const(247000)  # EXCHANGE_LIFETIME: Finish must come this soon after the request (§6.1.3.3)
@@ -44,10 +52,13 @@ def start(c, now, k):
     b = Bootstrap(c, k, now)
     try:
         servers.connect(c, k)
-    except (ValueError, OSError) as e:
+    except ValueError as e:
         if c.log:
             c.log("bootstrap account /0/%d unusable: %s" % (k, e))
         b.state = _STOPPED
+    except (MemoryError, OSError) as e:  # for now: the Bootstrap-Request tries again (servers._Nowhere)
+        if c.log:
+            c.log("no transport for /0/%d yet (%s)" % (k, e))
     c.reg = b
     c.dm._dispatch = lambda m, w: request(c.dm, m, w)  # an instance attribute: shadows DM._dispatch
     c.dm.changed = None  # nothing is registered to tell, and the state file is written once, at Finish
@@ -136,15 +147,19 @@ class Bootstrap:
             c.dm._lazy("core.persist").save(c, c.state)
         if c.log:
             c.log("bootstrap finished")
+        # This module and the payload readers go: room for the DTLS session and the registration
+        c.dm.unload()
+        c.dm.mods.pop("core.bootstrap", None)
+        sys.modules.pop(__name__, None)
+        sys.modules["lwm2m_mpy.core"].__dict__.pop("bootstrap", None)
         servers.start(c, c.ex.now)
 
 
 def _plain(dm):
-    """The DM's own dispatch again."""
-    try:
-        del dm._dispatch
-    except AttributeError:  # never replaced
-        pass
+    """The DM's own dispatch again. None first: a deleted attribute leaves its value in the instance's
+    table, where the garbage collector would still find it (and through it this whole module)."""
+    dm._dispatch = None
+    del dm._dispatch
 
 
 # -- the Bootstrap-Server's requests (Transport §6.1: the method and path say which operation) ----------
@@ -216,41 +231,31 @@ def discover(dm, w, obj):
 
 def write(dm, obj, m, plen):
     """§6.1.7.5: write whatever the payload holds, creating instances as needed; resources this client does
-    not know are skipped. Everything is checked before anything is stored."""
+    not know are skipped. Everything is checked before anything is stored. (Its own small TLV and text
+    reading: the Write code of core/changes.py would double this module's heap while bootstrapping.)"""
     cf = m.uint(_CONTENT_FORMAT)
     if m.pl == m.n:
         raise CoapError(128, "no payload")
-    changes = dm._lazy("core.changes")
     groups = {}  # iid -> [(rid, value)]
     path = dm.path
+    reader = dm._lazy("codec.reader")
+    buf = m.buf
     if cf in _TLV_FMTS:
-        reader = dm._lazy("codec.reader")
-        buf = m.buf
         i = m.pl
         while i < m.n:
             kind, ident, vo, vl, i = reader.next_entry(buf, i, m.n)
-            if plen == 1:  # an object: instance entries, each holding resources
-                if kind != _INSTANCE:
-                    raise CoapError(128, "a write to an object takes instances")
+            if plen == 1 or kind == _INSTANCE:  # instance entries: each holds resources (some servers wrap
+                if kind != _INSTANCE or plen == 2 and ident != path[1] or plen == 3:  # an instance write too)
+                    raise CoapError(128, "TLV entry does not match the path")
                 items = groups.setdefault(ident, [])
-                j = vo
-                while j < vo + vl:
-                    k, rid, ro, rl, j = reader.next_entry(buf, j, vo + vl)
-                    if obj.res(rid) >= 0:
-                        items.append(changes.tlv_item(dm, obj, buf, k, rid, ro, rl, -1))
-            elif kind == _INSTANCE:  # an instance, wrapped in its own entry as some servers send it
-                if plen != 2 or ident != path[1]:
-                    raise CoapError(128, "TLV instance does not match the path")
-                items = groups.setdefault(ident, [])
-                j = vo
-                while j < vo + vl:
-                    k, rid, ro, rl, j = reader.next_entry(buf, j, vo + vl)
-                    if obj.res(rid) >= 0:
-                        items.append(changes.tlv_item(dm, obj, buf, k, rid, ro, rl, -1))
+                end = vo + vl
+                while vo < end:
+                    kind, rid, ro, rl, vo = reader.next_entry(buf, vo, end)
+                    _item(items, reader, obj, buf, kind, rid, ro, rl)
             elif plen == 3 and ident != path[2]:
-                raise CoapError(128, "TLV resource does not match the path")
-            elif obj.res(ident) >= 0:
-                groups.setdefault(path[1], []).append(changes.tlv_item(dm, obj, buf, kind, ident, vo, vl, -1))
+                raise CoapError(128, "TLV entry does not match the path")
+            else:
+                _item(groups.setdefault(path[1], []), reader, obj, buf, kind, ident, vo, vl)
     elif cf in _SENML_FMTS:
         composite = dm._lazy("core.composite")
         for p, kind, v in composite._records(m, cf):
@@ -258,19 +263,48 @@ def write(dm, obj, m, plen):
                 raise CoapError(128, "SenML name outside the target path")
             if obj.res(p[2]) >= 0:
                 composite._add(groups.setdefault(p[1], []), composite._value(obj, p, kind, v, -1))
-    elif plen == 3:  # one resource in plain text or opaque
-        groups[path[1]] = changes.decode(dm, obj, m, -1, 3)
+    elif plen == 3 and cf in _TEXT_FMTS:  # one resource in plain text or opaque
+        r = obj.res(path[2])
+        if r < 0 or r & _MULTI or (cf == 42 or cf == 1544) != (r >> 8 == _OPAQUE_T):
+            raise CoapError(143 if r >= 0 else 132, "format %d does not fit resource %d" % (cf, path[2]))
+        raw = m.payload()
+        groups[path[1]] = [(path[2], bytes(raw) if r >> 8 == _OPAQUE_T else reader.parse_text(raw, r >> 8))]
     else:
         raise CoapError(143, "format %s not supported here" % cf)
     for iid in groups:
-        if iid not in obj.inst:
-            if obj.inst and not obj.t[2] & 1:  # a single-instance object has its one instance
-                raise CoapError(128, "object %d has one instance" % obj.oid)
+        if iid not in obj.inst and obj.inst and not obj.t[2] & 1:  # a single-instance object has its one
+            raise CoapError(128, "object %d has one instance" % obj.oid)
     for iid in sorted(groups):
-        if iid not in obj.inst:
-            obj.inst[iid] = {}
-        changes.apply(dm, obj, iid, groups[iid], False, 2)
+        inst = obj.inst.setdefault(iid, {})
+        for rid, v in groups[iid]:
+            if isinstance(v, dict) and isinstance(inst.get(rid), dict):
+                inst[rid].update(v)  # resource instances written one by one add up
+            else:
+                inst[rid] = v
+            fn = obj.hooks.get(_SET << 26 | iid << 16 | rid)
+            if fn:  # the app's setter keeps its own state in step
+                fn(inst[rid])
     return 68
+
+
+def _item(items, reader, obj, buf, kind, rid, vo, vl):
+    """A TLV resource (3) or multiple resource (2) entry as (rid, value) onto items; unknown ones skipped."""
+    r = obj.res(rid)
+    if r < 0:
+        return
+    if (kind == _MULTI_RES) != bool(r & _MULTI) or kind < _MULTI_RES:
+        raise CoapError(128, "resource %d: single/multiple mismatch" % rid)
+    if kind == _RESOURCE:
+        items.append((rid, reader.parse_value(buf, vo, vl, r >> 8)))
+        return
+    d = {}
+    end = vo + vl
+    while vo < end:
+        k, riid, ro, rl, vo = reader.next_entry(buf, vo, end)
+        if k != _RES_INSTANCE:
+            raise CoapError(128, "bad entry in multiple resource %d" % rid)
+        d[riid] = reader.parse_value(buf, ro, rl, r >> 8)
+    items.append((rid, d))
 
 
 def delete(dm, obj, plen):

@@ -46,32 +46,52 @@ def bootstrap_account(objs):
     return None
 
 
-def add(c, bootstrap, psk, config):
-    """More factory configuration (objects/core.py): a Bootstrap-Server account at `bootstrap` (after the
-    server account, if any; the same pre-shared key for a coaps:// one), then objects 0, 1 and 2 from the
-    `config` file (core/persist.py format), which replace what was there."""
-    if bootstrap:
-        from ..tables import o0
-
-        c.add(o0.T, len(c.objs[0].inst), {0: bootstrap, 1: True, 2: 0 if psk else 3, 3: psk[0] if psk else b"",
-                                          4: b"", 5: psk[1] if psk else b""})
-    if config:
-        c.dm._lazy("core.persist").load(c, config)
-
-
-def connect(c, sec):
-    """Give client `c` the transport of Security instance `sec` (closing the one it had)."""
+def connect(c, sec, fresh=True):
+    """Give client `c` the transport of Security instance `sec` (closing the one it had). Until it exists
+    (making it may fail: out of memory, no route) a _Nowhere stands in."""
     from ..transport.udp import for_uri
 
     if c.transport is not None:
         c.transport.close()
-        c.transport = None
-    c.ex.cancel()
+    if fresh:
+        c.ex.cancel()
+    c.transport = t = _Nowhere(c, sec)
+    c.ex.send = t.send
     s = c.objs[0].inst[sec]
-    c.transport = for_uri(s[0], s, c.log)
+    t = for_uri(s[0], s, c.log)  # raises ValueError for a URI this client cannot use
+    c.transport = t
     c.server = s[0]  # the URI it was made for (Client.start)
-    c.ex.send = c.transport.send
-    return c.transport
+    c.ex.send = t.send
+    return t
+
+
+class _Nowhere:
+    """The transport while the real one cannot be made: nothing arrives, and each datagram to send first
+    tries again to make it (CoAP's retransmissions and the registration back-off pace the attempts)."""
+
+    sock = None
+
+    def __init__(self, c, sec):
+        self.c = c
+        self.sec = sec
+
+    def send(self, buf, n):
+        try:
+            t = connect(self.c, self.sec, False)
+        except (MemoryError, OSError) as e:
+            if self.c.log:
+                self.c.log("no transport for /0/%d yet (%s)" % (self.sec, e))
+            return
+        t.send(buf, n)
+
+    def wait(self, ms):
+        return bool(select.poll().poll(ms))  # nothing to wait for: just the time
+
+    def recv(self):
+        return None
+
+    def close(self):
+        pass
 
 
 def start(c, now):
@@ -83,10 +103,13 @@ def start(c, now):
         s = Peer(c) if sessions else c
         try:
             connect(s, sec)
-        except (ValueError, OSError) as e:  # a URI that cannot be used: skip the account, loudly
+        except ValueError as e:  # a URI this client cannot use: skip the account, loudly
             if c.log:
                 c.log("server account /0/%d unusable: %s" % (sec, e))
             continue
+        except (MemoryError, OSError) as e:  # for now: its first datagram tries again (_Nowhere)
+            if c.log:
+                c.log("no transport for /0/%d yet (%s)" % (sec, e))
         s.reg.iid = srv
         c.objs[1].hooks[_EXE | srv << 16 | 8] = s.update  # Registration Update Trigger of this account
         s.dm.ssid = ssid
@@ -98,6 +121,7 @@ def start(c, now):
             if c.log:
                 c.log("no LwM2M server account and no bootstrap account: nothing to do")
             return
+        c.dm.unload()  # room for the bootstrap: the Write and Discover code loads again when needed
         c.dm._lazy("core.bootstrap").start(c, now, k)
         return
     if len(sessions) == 1:  # one server has every right: access control is for several (Core §7.3)
@@ -111,7 +135,7 @@ def start(c, now):
             s.reg.fail = _failed(s.reg, boot)
             c.objs[1].hooks[_EXE | s.reg.iid << 16 | 9] = boot
     c.peers = tuple(sessions[1:])
-    c.socks = [None] * len(sessions)
+    c.socks = [0] * len(sessions)  # never a socket: the first poll makes the poller
     for s in sessions:
         s.reg.start(now)
 

@@ -26,8 +26,11 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
     # Hooks are set by key (kind << 26 | iid << 16 | rid; kind 0 get, 1 set, 2 execute) rather than by
     # path strings, which would each stay interned in the heap.
     client.add(o1.T, 0 if uri else None, {0: ssid, 1: lifetime, 6: True, 7: binding}).hooks[_EXE | 8] = client.update
-    if bootstrap or config:  # a Bootstrap-Server account, a factory configuration file (core/servers.py)
-        client.dm._lazy("core.servers").add(client, bootstrap, psk, config)
+    if bootstrap:  # the Bootstrap-Server account (/0/x/1 true), after the server account if there is one
+        client.add(o0.T, len(client.objs[0].inst), {0: bootstrap, 1: True, 2: 0 if psk else 3,
+                                                    3: psk[0] if psk else b"", 4: b"", 5: psk[1] if psk else b""})
+    if config:  # factory configuration from a file (core/persist.py format): objects 0, 1 and 2 from it
+        client.dm._lazy("core.persist").load(client, config)
     # 3 Device
     ver = "%d.%d.%d" % sys.implementation.version[:3]
     device = client.add(o3.T, 0, {0: manufacturer, 1: model or sys.platform, 2: serial, 3: firmware or ver,

@@ -40,6 +40,9 @@ class DTLS:
         self.sock = None  # the DTLS session's socket, None until a handshake succeeded
         self.poller = select.poll()
         self.silent = 0  # sent since the last datagram came in
+        # One receive buffer for the session's life: a fresh 1152-byte block per datagram may not be
+        # found in a heap that a bootstrap has just crowded; each datagram then costs only its own size.
+        self.rbuf = bytearray(_SIZE)
 
     def _connect(self):
         ai = self.addr
@@ -87,7 +90,7 @@ class DTLS:
         if self.sock is None:
             return None
         try:
-            data = self.sock.recv(_SIZE)
+            n = self.sock.readinto(self.rbuf)
         except OSError as e:
             if e.args[0] == _EAGAIN:
                 return None
@@ -95,9 +98,10 @@ class DTLS:
                 self.log("dtls receive failed (%s): new handshake next time" % e)
             self.reset()
             return None
-        if data:
-            self.silent = 0
-        return data or None
+        if not n:
+            return None
+        self.silent = 0
+        return bytes(memoryview(self.rbuf)[:n])
 
     def reset(self):
         if self.sock is not None:
