@@ -20,13 +20,11 @@ CLI: python tools/bootstrap_server.py [--host 127.0.0.1] [--port 5783] [--quiet]
 """
 import argparse
 import asyncio
-import concurrent.futures
 import dataclasses
 import json
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -376,9 +374,11 @@ class _BootstrapSite(aiocoap.resource.Resource):
             start()
 
 
-class BootstrapServer:
+class BootstrapServer(lws.EventLog):
     """asyncio LwM2M Bootstrap-Server. `await start()` / `await stop()` (or `async with`) in one event
     loop; BootstrapServerThread wraps it for blocking code. config: see load_config."""
+
+    EVENT_KINDS = EVENT_KINDS
 
     def __init__(self, host="127.0.0.1", port=DEFAULT_PORT, config=None, *, request_timeout=DEFAULT_TIMEOUT,
                  registry_dir=lws.DEFAULT_REGISTRY, on_event=None):
@@ -427,21 +427,7 @@ class BootstrapServer:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for _, _, future in self._waiters:
-            if not future.done():
-                future.cancel()
-        self._waiters.clear()
-        if self._context is not None:
-            for _ in range(5):  # let cancelled requests unwind before aiocoap's shutdown (see lwm2m_server)
-                await asyncio.sleep(0)
-            context, self._context = self._context, None
-            await context.shutdown()
-
-    async def __aenter__(self):
-        return await self.start()
-
-    async def __aexit__(self, *exc):
-        await self.stop()
+        await self._close()
 
     # Bootstrap-Request
 
@@ -583,151 +569,45 @@ class BootstrapServer:
             return []
 
     def _record(self, kind, endpoint, address, **details):
-        event = Event(kind=kind, endpoint=endpoint, time=time.time(), address=address, seq=len(self.events),
-                      **details)
-        self.events.append(event)
-        for waiter in self._waiters:
-            w_kind, w_endpoint, future = waiter
-            if not future.done() and w_kind == kind and w_endpoint in (None, endpoint):
-                self._taken.add(event.seq)
-                future.set_result(event)
-                self._waiters.remove(waiter)
-                break
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # a broken callback must not stop the sequence
-                log.exception("on_event callback failed for %s", kind)
+        self._publish(Event(kind=kind, endpoint=endpoint, time=time.time(), address=address, seq=len(self.events),
+                            **details))  # a broken on_event callback must not stop the sequence
 
     def events_for(self, endpoint):
         return [event for event in self.events if event.endpoint == endpoint]
 
-    async def wait_for(self, kind, endpoint=None, timeout=10.0):
-        """The oldest event of this kind (for endpoint, or any) that no earlier wait_for returned,
-        waiting up to timeout s for it; raises TimeoutError. Each event is returned once."""
-        if kind not in EVENT_KINDS:
-            raise ValueError("kind must be one of %s" % ", ".join(EVENT_KINDS))
-        for event in self.events:
-            if event.seq not in self._taken and event.kind == kind and endpoint in (None, event.endpoint):
-                self._taken.add(event.seq)
-                return event
-        future = asyncio.get_running_loop().create_future()
-        waiter = (kind, endpoint, future)
-        self._waiters.append(waiter)
-        try:
-            await asyncio.wait({future}, timeout=timeout)
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-        if future.done() and not future.cancelled():
-            return future.result()
-        future.cancel()
-        raise TimeoutError("no %s event%s within %s s" % (kind, " for %s" % endpoint if endpoint else "", timeout))
 
 
 # --- blocking wrapper ----------------------------------------------------------------------------------
 
-class BootstrapServerThread:
+class BootstrapServerThread(lws.LoopThread):
     """A BootstrapServer in its own thread and event loop, for pytest. port=0 (the default) binds a
     free port: see .port / .uri. A context manager."""
 
+    name = "bootstrap-server"
+
     def __init__(self, host="127.0.0.1", port=0, config=None, **server_options):
-        self.server = BootstrapServer(host, port, config, **server_options)
-        self._loop = None
-        self._thread = None
-
-    @property
-    def host(self):
-        return self.server.host
-
-    @property
-    def port(self):
-        return self.server.port
-
-    @property
-    def uri(self):
-        host = "[%s]" % self.host if ":" in self.host else self.host
-        return "coap://%s:%d" % (host, self.port)
-
-    def start(self):
-        if self._thread is not None:
-            return self
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="bootstrap-server", daemon=True)
-        self._thread.start()
-        try:
-            asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
-        except BaseException:
-            self._halt_loop()
-            raise
-        return self
-
-    def _run(self):
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_forever()
-        finally:
-            self._loop.close()
-
-    def stop(self):
-        if self._thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
-        except concurrent.futures.TimeoutError:
-            log.warning("bootstrap server shutdown took over 10 s; stopping its loop anyway")
-        finally:
-            self._halt_loop()
-
-    def _halt_loop(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._thread = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def _call(self, coroutine, timeout):
-        if self._thread is None:
-            coroutine.close()
-            raise RuntimeError("BootstrapServerThread is not started")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
-            if future.done():  # wait_for's own TimeoutError (3.11+: the same class): keep its words
-                raise
-            future.cancel()
-            raise TimeoutError("no result from the bootstrap server thread within %s s" % timeout) from None
-
-    def _in_loop(self, function):
-        async def run():
-            return function()
-        return self._call(run(), 10)
+        super().__init__(BootstrapServer(host, port, config, **server_options))
 
     def wait_for(self, kind, endpoint=None, timeout=10.0):
         """BootstrapServer.wait_for, blocking: the next unseen Event of kind, or TimeoutError."""
         return self._call(self.server.wait_for(kind, endpoint, timeout), timeout + 5)
 
     def steps(self, endpoint, run=-1):
-        return self._in_loop(lambda: self.server.steps(endpoint, run))
+        return self._snapshot(lambda: self.server.steps(endpoint, run))
 
     def configure(self, config):
-        return self._in_loop(lambda: self.server.configure(config))
+        return self._snapshot(lambda: self.server.configure(config))
 
     @property
     def requests(self):
-        return self._in_loop(lambda: dict(self.server.requests))
+        return self._snapshot(lambda: dict(self.server.requests))
 
     @property
     def events(self):
-        return self._in_loop(lambda: list(self.server.events))
+        return self._snapshot(lambda: list(self.server.events))
 
     def events_for(self, endpoint):
-        return self._in_loop(lambda: self.server.events_for(endpoint))
+        return self._snapshot(lambda: self.server.events_for(endpoint))
 
 
 # --- CLI ---------------------------------------------------------------------------------------------------

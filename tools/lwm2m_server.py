@@ -649,7 +649,74 @@ def _check_lifetime_binding(query):
 
 # --- the server ------------------------------------------------------------------------------------------
 
-class LwM2MServer:
+class EventLog:
+    """Events in order, `wait_for` over them, and the end of the aiocoap context, for the servers here
+    (this one and tools/bootstrap_server.py). Needs self.events (list), self._taken (set), self._waiters
+    (list), self.on_event (callable or None), self._context; EVENT_KINDS says which kinds may be waited for."""
+
+    EVENT_KINDS = EVENT_KINDS
+
+    async def _close(self):
+        """Fail the waiters, then shut the context down."""
+        for _, _, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        self._waiters.clear()
+        if self._context is not None:
+            # Let requests cancelled just now unwind first: aiocoap's shutdown would otherwise try
+            # to fail their already-cancelled futures (InvalidStateError). Unwinding takes three
+            # loop iterations (response future -> block-wise runner task -> inner request).
+            for _ in range(5):
+                await asyncio.sleep(0)
+            context, self._context = self._context, None
+            await context.shutdown()
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+
+    def _publish(self, event):
+        self.events.append(event)
+        for waiter in self._waiters:
+            w_kind, w_endpoint, future = waiter
+            if not future.done() and w_kind == event.kind and w_endpoint in (None, event.endpoint):
+                self._taken.add(event.seq)
+                future.set_result(event)
+                self._waiters.remove(waiter)
+                break
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a broken callback must not break the server's work
+                log.exception("on_event callback failed for %s", event.kind)
+
+    async def wait_for(self, kind, ep=None, timeout=10.0):
+        """The oldest event of this kind (for endpoint ep, or any) that no earlier wait_for returned,
+        waiting up to timeout seconds for it; raises TimeoutError. Each event is returned once, so
+        successive calls walk through e.g. successive updates."""
+        if kind not in self.EVENT_KINDS:
+            raise ValueError("kind must be one of %s" % ", ".join(self.EVENT_KINDS))
+        for event in self.events:
+            if event.seq not in self._taken and event.kind == kind and ep in (None, event.endpoint):
+                self._taken.add(event.seq)
+                return event
+        future = asyncio.get_running_loop().create_future()
+        waiter = (kind, ep, future)
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait({future}, timeout=timeout)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+        if future.done() and not future.cancelled():
+            return future.result()
+        future.cancel()
+        raise TimeoutError("no %s event%s within %s s" % (kind, " for %s" % ep if ep else "", timeout))
+
+
+class LwM2MServer(EventLog):
     """asyncio LwM2M server. Use `await start()` / `await stop()` (or `async with`) in one event loop;
     ServerThread wraps it for blocking code."""
 
@@ -698,26 +765,9 @@ class LwM2MServer:
         for handle in self._expiry.values():
             handle.cancel()
         self._expiry.clear()
-        for _, _, future in self._waiters:
-            if not future.done():
-                future.cancel()
-        self._waiters.clear()
         for observation in self._observations.values():
             observation._end("server stopped")
-        if self._context is not None:
-            # Let requests cancelled just now unwind first: aiocoap's shutdown would otherwise try
-            # to fail their already-cancelled futures (InvalidStateError). Unwinding takes three
-            # loop iterations (response future -> block-wise runner task -> inner request).
-            for _ in range(5):
-                await asyncio.sleep(0)
-            context, self._context = self._context, None
-            await context.shutdown()
-
-    async def __aenter__(self):
-        return await self.start()
-
-    async def __aexit__(self, *exc):
-        await self.stop()
+        await self._close()
 
     # registration interface
 
@@ -864,20 +914,8 @@ class LwM2MServer:
                       query=dict(query), has_body=has_body, links=links, address=reg.address,
                       lifetime=reg.lifetime, binding=reg.binding, version=reg.version,
                       seq=len(self.events), **details)
-        self.events.append(event)
         self._by_endpoint.setdefault(reg.endpoint, []).append(event)
-        for waiter in self._waiters:
-            w_kind, w_endpoint, future = waiter
-            if not future.done() and w_kind == kind and w_endpoint in (None, reg.endpoint):
-                self._taken.add(event.seq)
-                future.set_result(event)
-                self._waiters.remove(waiter)
-                break
-        if self.on_event is not None:
-            try:
-                self.on_event(event)
-            except Exception:  # a broken callback must not turn the Register into a 5.00
-                log.exception("on_event callback failed for %s", event.kind)
+        self._publish(event)  # a broken on_event callback must not turn the Register into a 5.00
 
     def events_for(self, endpoint):
         """Every event of one endpoint, in order."""
@@ -889,29 +927,6 @@ class LwM2MServer:
             if reg.endpoint == endpoint:
                 return reg
         return None
-
-    async def wait_for(self, kind, ep=None, timeout=10.0):
-        """The oldest event of this kind (for endpoint ep, or any) that no earlier wait_for returned,
-        waiting up to timeout seconds for it; raises TimeoutError. Each event is returned once, so
-        successive calls walk through e.g. successive updates."""
-        if kind not in EVENT_KINDS:
-            raise ValueError("kind must be one of %s" % ", ".join(EVENT_KINDS))
-        for event in self.events:
-            if event.seq not in self._taken and event.kind == kind and ep in (None, event.endpoint):
-                self._taken.add(event.seq)
-                return event
-        future = asyncio.get_running_loop().create_future()
-        waiter = (kind, ep, future)
-        self._waiters.append(waiter)
-        try:
-            await asyncio.wait({future}, timeout=timeout)
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
-        if future.done() and not future.cancelled():
-            return future.result()
-        future.cancel()
-        raise TimeoutError("no %s event%s within %s s" % (kind, " for %s" % ep if ep else "", timeout))
 
     # device management: requests to the client
 
@@ -1232,14 +1247,15 @@ class LwM2MServer:
 
 # --- blocking wrapper ----------------------------------------------------------------------------------
 
-class ServerThread:
-    """An LwM2MServer running in its own thread and event loop, with blocking methods of the same
-    names (read, write, execute, create, delete, discover, write_attributes, raw, wait_for,
-    read_composite, write_composite, observe, observe_composite) for pytest. port=0 (the default)
-    binds a free port chosen by the kernel: see .port."""
+class LoopThread:
+    """An asyncio server object (start()/stop() coroutines, .host, .port) run in its own thread and event
+    loop, for blocking code: the base of ServerThread and tools/bootstrap_server.py's
+    BootstrapServerThread. A context manager."""
 
-    def __init__(self, host="127.0.0.1", port=0, **server_options):
-        self.server = LwM2MServer(host, port, **server_options)
+    name = "server"
+
+    def __init__(self, server):
+        self.server = server
         self._loop = None
         self._thread = None
 
@@ -1260,7 +1276,7 @@ class ServerThread:
         if self._thread is not None:
             return self
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="lwm2m-server", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(10)
@@ -1282,7 +1298,7 @@ class ServerThread:
         try:
             asyncio.run_coroutine_threadsafe(self.server.stop(), self._loop).result(10)
         except concurrent.futures.TimeoutError:
-            log.warning("server shutdown took over 10 s; stopping its loop anyway")
+            log.warning("%s shutdown took over 10 s; stopping its loop anyway", self.name)
         finally:
             self._halt_loop()
 
@@ -1302,7 +1318,7 @@ class ServerThread:
         operation has its own timeout)."""
         if self._thread is None:
             coroutine.close()
-            raise RuntimeError("ServerThread is not started")
+            raise RuntimeError("%s is not started" % type(self).__name__)
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
         try:
             return future.result(timeout)
@@ -1310,12 +1326,24 @@ class ServerThread:
             if future.done():  # the operation itself timed out (3.11+: the same class): keep its words
                 raise
             future.cancel()
-            raise TimeoutError("no result from the server thread within %s s" % timeout) from None
+            raise TimeoutError("no result from the %s thread within %s s" % (self.name, timeout)) from None
 
     def _snapshot(self, function):
         async def run():
             return function()
         return self._call(run(), 10)
+
+
+class ServerThread(LoopThread):
+    """An LwM2MServer running in its own thread and event loop, with blocking methods of the same
+    names (read, write, execute, create, delete, discover, write_attributes, raw, wait_for,
+    read_composite, write_composite, observe, observe_composite) for pytest. port=0 (the default)
+    binds a free port chosen by the kernel: see .port."""
+
+    name = "lwm2m-server"
+
+    def __init__(self, host="127.0.0.1", port=0, **server_options):
+        super().__init__(LwM2MServer(host, port, **server_options))
 
     # read-only views (copies, safe to keep)
 
