@@ -2,8 +2,9 @@
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
 --no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --state FILE
---bootstrap URI --config FILE --seconds S --board unix --quiet --help (coaps:// servers need the PSK options;
---bootstrap without --server starts factory-empty and bootstraps).
+--bootstrap URI --config FILE --cert DER --cert-key DER --server-cert DER --seconds S --board unix --quiet
+--help (coaps:// servers need the PSK or the certificate options; --bootstrap without --server starts
+factory-empty and bootstraps).
 Defaults are Client()'s own.
 """
 import sys
@@ -21,11 +22,12 @@ def parse(argv):
     # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
     # Valued options map in order onto Client keyword arguments.
     valued = ("--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-              " --psk-id --psk-key --state --bootstrap --config")
+              " --psk-id --psk-key --state --bootstrap --config --cert --cert-key --server-cert")
     keywords = "lifetime binding version retry_s awake_s confirm store"
     flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
     psk = [b"", b""]
+    certs = [b"", b"", b""]
     args = ["lwm2m-mpy", None]  # endpoint, server (coap://127.0.0.1:5683 unless bootstrapping)
     seconds = None
     valued = valued.split()
@@ -42,7 +44,8 @@ def parse(argv):
         if v is None or a not in valued:
             print("usage: micropython -m lwm2m_mpy [--server coap://HOST:PORT] [--endpoint NAME] [--lifetime S]"
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
-                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--state FILE] [--bootstrap URI]"
+                  " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--cert DER --cert-key DER --server-cert DER]"
+                  " [--state FILE] [--bootstrap URI]"
                   " [--config FILE] [--seconds S] [--board unix] [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
@@ -50,6 +53,10 @@ def parse(argv):
             args[1 - k] = v
         elif k == 2:
             seconds = float(v)
+        elif k >= 16:  # --cert, --cert-key, --server-cert: DER files (Security /0/0/3, /0/0/5, /0/0/4)
+            with open(v, "rb") as f:
+                certs[k - 16] = f.read()
+            kw["cert"] = tuple(certs)
         elif k >= 13:  # --state, --bootstrap, --config
             kw[("state", "bootstrap", "config")[k - 13]] = v
         elif k > 10:  # --psk-id text, --psk-key hex (the Security object's /0/0/3 and /0/0/5)

@@ -36,7 +36,7 @@ _BOOTSTRAPPING = const(1)  # a Registration state that is neither idle nor regis
 _STOPPED = const(4)
 _FINISH_MS = const(247000)  # EXCHANGE_LIFETIME: Finish must come this soon after the request (§6.1.3.3)
 _MAX_BACKOFF = const(3600000)
-_SECURITY_MODES = (0, 3)  # pre-shared key, NoSec: what this client's transports do
+_SECURITY_MODES = (0, 2, 3)  # pre-shared key, certificates, NoSec: what this client's transports do
 
 
 def start(c, now, k):
@@ -361,9 +361,11 @@ def finish(dm):
         if scheme not in ("coap", "coaps"):
             why = why or "Security /0/%d: URI %r is not coap:// or coaps://" % (k, s.get(0))
         elif s.get(2) not in _SECURITY_MODES:
-            why = why or "Security /0/%d: mode %s not supported (pre-shared key 0 or NoSec 3)" % (k, s.get(2))
-        elif scheme == "coaps" and (s.get(2) != 0 or not s.get(3) or not s.get(5)):
-            why = why or "Security /0/%d: coaps:// needs mode 0 with identity and key" % k
+            why = why or "Security /0/%d: mode %s not supported (0 pre-shared key, 2 certificates, 3 NoSec)" % (
+                k, s.get(2))
+        elif scheme == "coaps" and (s.get(2) == 3 or not s.get(3) or not s.get(5) or s.get(2) == 2 and not s.get(4)):
+            why = why or "Security /0/%d: coaps:// needs a key: mode 0 with identity and key, or mode 2 with" \
+                " certificates and key" % k
     for iid, s in objs[1].inst.items():
         if s.get(0) not in ssids:
             why = why or "Server /1/%d: no Security instance with Short Server ID %s" % (iid, s.get(0))

@@ -48,11 +48,12 @@ class Client:
     active = 0  # ticks of the last datagram in or notification out
     dozing = False  # queue mode: asleep at the last look
     state = None  # the file that keeps objects 0, 1 and 2 across reboots (core/persist.py)
-    peers = ()  # sessions with more LwM2M servers (core/servers.py)
+    peers = ()  # sessions with more LwM2M servers (core/servers.py: it also takes over step, poll, changed,
+    # the DM's change report and shutdown for them, so that one server costs nothing of that)
 
     def __init__(self, endpoint, server, lifetime=300, binding="U", version="1.1", transport=None,
                  log=print, root_link=True, retry_s=60, buffer=1152, device=None, queue=False, awake_s=93,
-                 sleep=None, store=8, confirm=10, psk=None, state=None, bootstrap=None, config=None):
+                 sleep=None, store=8, confirm=10, psk=None, state=None, bootstrap=None, config=None, cert=None):
         self.endpoint = endpoint
         self.server = server
         self.log = log
@@ -72,7 +73,8 @@ class Client:
         if "add" not in m.__dict__:  # a client made before this one let go of it (below): load it again
             sys.modules.pop(m.__name__)
             m = __import__(m.__name__, None, None, ("add",))
-        m.add(self, server, lifetime, binding, psk=psk, bootstrap=bootstrap, config=config, **(device or {}))
+        m.add(self, server, lifetime, binding, psk=psk, bootstrap=bootstrap, config=config, cert=cert,
+              **(device or {}))
         # add's bytecode (0.9 KiB of heap from .mpy) is needed again only by a factory reset, which
         # loads the module anew (objects/core.py restore)
         m.__dict__.pop("add")
@@ -120,8 +122,6 @@ class Client:
         if self.dm.obs:
             p = [int(x) for x in path.strip("/").split("/")]
             self.dm.obs.changed(p[0], p[1], p[2])
-        for c in self.peers:
-            c.changed(path)
 
     def send(self, paths, done=None):
         """Send (LwM2M 1.1): POST the current values of `paths` (["/3303/0/5700", ...]) to the server as
@@ -165,8 +165,6 @@ class Client:
                 self.reg.want_update = True
         if self.dm.obs:
             self.dm.obs.changed(oid, iid, rid)
-        for c in self.peers:  # each session: its server's Update and its observations (a Peer has no
-            c._changed(oid, iid, rid)  # peers and no state file of its own: just that)
         if oid < 3 and self.state:  # Security, Server or Access Control changed: keep it
             self.dm._lazy("core.persist").save(self, self.state)
 
@@ -212,8 +210,6 @@ class Client:
             b = self.dm.obs.step(now)
             if a is None or b is not None and ticks_diff(a, b) > 0:
                 a = b
-        if self.peers:
-            a = self.dm._lazy("core.servers").step(self, now, a)
         if self._sends and self.reg.state == _REGISTERED and not self.ex.busy():
             self.dm._lazy("core.composite").send(self, now)
         return a
@@ -238,8 +234,6 @@ class Client:
 
     def poll(self, now):
         """One turn of the blocking driver: timers, wait for the socket (or sleep, in queue mode), handle what came."""
-        if self.peers:
-            return self.dm._lazy("core.servers").poll(self, now)
         ms = self.wait_ms(now)
         if self.sleep and self.asleep(now):
             self.sleep(ms)
@@ -302,15 +296,12 @@ class Client:
     def shutdown(self):
         """De-register (waiting at most 5 s for the answer) and close the transport."""
         bye = []
-        for c in (self,) + self.peers:
-            c.reg.deregister(ticks_ms(), lambda: bye.append(1))
+        self.reg.deregister(ticks_ms(), lambda: bye.append(1))
         end = ticks_add(ticks_ms(), _BYE_MS)
-        while len(bye) <= len(self.peers) and ticks_diff(end, ticks_ms()) > 0:
+        while not bye and ticks_diff(end, ticks_ms()) > 0:
             self.poll(ticks_ms())
-        for c in (self,) + self.peers:
-            c.reg.state = _STOPPED
-            if c.transport:
-                c.transport.close()
+        self.reg.state = _STOPPED
+        self.transport.close()
 
     async def serve(self):
         """`run()` for asyncio apps (the loop lives in aio.py, imported only when used)."""

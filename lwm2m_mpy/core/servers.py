@@ -14,7 +14,7 @@ from ..coap.exchange import Exchange
 from .client import Client
 from .dm import DM
 from .registration import Registration
-from .._compat import ticks_add, ticks_diff
+from .._compat import ticks_add, ticks_diff, ticks_ms
 
 _IDLE = const(0)
 _REGISTERING = const(1)
@@ -136,6 +136,14 @@ def start(c, now):
             c.objs[1].hooks[_EXE | s.reg.iid << 16 | 9] = boot
     c.peers = tuple(sessions[1:])
     c.socks = [0] * len(sessions)  # never a socket: the first poll makes the poller
+    if c.peers:  # the first Client's loop drives them all: its methods for one session, widened
+        c.step = lambda now: step(c, now, Client.step(c, now))
+        c.poll = lambda now: poll(c, now)
+        c.changed = lambda path: _each(c, Client.changed, path)
+        c.dm.changed = lambda oid, iid, rid: _each(c, Client._changed, oid, iid, rid)
+        for p in c.peers:
+            p.dm.changed = c.dm.changed
+        c.shutdown = lambda: shutdown(c)
     for s in sessions:
         s.reg.start(now)
 
@@ -176,6 +184,7 @@ def stop_peers(c):
         if p.transport is not None:
             p.transport.close()
     c.peers = ()
+    c.socks = [0]
 
 
 class Peer(Client):
@@ -194,7 +203,7 @@ class Peer(Client):
         self.confirm = main.confirm
         self.awake_s = main.awake_s
         self.sleep = None
-        self.dm = DM(main.objs, main._changed, main.log)  # its own attributes and observations
+        self.dm = DM(main.objs, None, main.log)  # its own attributes and observations; changes go to main
         self.dm.client = self
         self.ex = Exchange(None, self.dm.handle, len(main.ex.tx.buf), main.log)
         r = main.reg
@@ -241,7 +250,23 @@ def poll(c, now):
             p.drain()
 
 
-def shutdown(c, now, done):
-    """De-register from the peers' servers too; `done()` once per answer (or timeout)."""
+def _each(c, method, *args):
+    """`method` (a Client method for one session) for c and every peer. A Peer has no state file: the
+    first Client's call saves."""
+    method(c, *args)
     for p in c.peers:
-        p.reg.deregister(now, done)
+        method(p, *args)
+
+
+def shutdown(c):
+    """Client.shutdown for every session: De-register from all servers (at most 5 s), close."""
+    bye = []
+    sessions = (c,) + c.peers
+    for s in sessions:
+        s.reg.deregister(ticks_ms(), lambda: bye.append(1))
+    end = ticks_add(ticks_ms(), 5000)
+    while len(bye) < len(sessions) and ticks_diff(end, ticks_ms()) > 0:
+        poll(c, ticks_ms())
+    for s in sessions:
+        s.reg.state = _STOPPED
+        s.transport.close()

@@ -29,12 +29,18 @@ class DTLS:
 
     cut = False
 
-    def __init__(self, host, port, identity, key, timeout_s=10, log=None):
+    def __init__(self, host, port, identity, key, timeout_s=10, log=None, server=None, usage=3):
+        """PSK: identity and key. Certificates (Security mode 2): identity is the client's certificate, key
+        its private key, server the server's certificate (usage 3, the default: exactly that certificate,
+        "domain-issued") or a CA that signed it (usage 0 or 2: chain and host name are checked). DER."""
         if not hasattr(tls, "PROTOCOL_DTLS_CLIENT"):
             raise OSError("this port has no DTLS: coaps:// is not available here")
         self.addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0]
         self.identity = identity
         self.key = key
+        self.server = server
+        self.usage = usage
+        self.host = host
         self.timeout_s = timeout_s
         self.log = log
         self.sock = None  # the DTLS session's socket, None until a handshake succeeded
@@ -50,16 +56,28 @@ class DTLS:
         try:
             s.connect(ai[-1])
             ctx = tls.SSLContext(tls.PROTOCOL_DTLS_CLIENT)
-            ctx.verify_mode = tls.CERT_NONE  # PSK: the key is the authentication
-            ctx.psk_identity = self.identity
-            ctx.psk_key = self.key
+            name = None
+            if self.server is None:
+                ctx.verify_mode = tls.CERT_NONE  # PSK: the key is the authentication
+                ctx.psk_identity = self.identity
+                ctx.psk_key = self.key
+            else:
+                ctx.load_cert_chain(self.identity, self.key)
+                if self.usage in (0, 2):  # a CA: mbedTLS checks the chain and the name
+                    ctx.load_verify_locations(self.server)
+                    ctx.verify_mode = tls.CERT_REQUIRED
+                    name = self.host
+                else:  # the server's own certificate, byte for byte; whoever signed it
+                    ctx.verify_mode = tls.CERT_OPTIONAL
+                    ctx.verify_callback = self._pinned
             s.settimeout(self.timeout_s)
-            ss = ctx.wrap_socket(s, server_side=False)  # the handshake, at most timeout_s per flight
+            ss = ctx.wrap_socket(s, server_side=False, server_hostname=name)  # at most timeout_s per flight
             ss.setblocking(False)
         except OSError as e:
             s.close()
             if self.log:
-                self.log("dtls handshake failed (%s): wrong key or identity, or no DTLS server there" % e)
+                self.log("dtls handshake failed (%s): wrong key, identity or certificate, or no DTLS server there"
+                         % e)
             return False
         self.sock = ss
         self.poller = select.poll()
@@ -67,6 +85,14 @@ class DTLS:
         if self.log:
             self.log("dtls session up")
         return True
+
+    def _pinned(self, cert, depth):
+        """mbedTLS asks about each certificate of the server's chain, the server's own last (depth 0)."""
+        if depth or bytes(cert) == self.server:
+            return 0
+        if self.log:
+            self.log("dtls: the server's certificate is not the one in /0/x/4")
+        return 8  # MBEDTLS_X509_BADCERT_NOT_TRUSTED: the handshake stops
 
     def send(self, buf, n):
         if self.silent >= _SILENT:  # a server that restarted drops our records silently: shake hands anew
