@@ -72,7 +72,7 @@ def serve(ctx, outer, a, b, first, peer, up, end):
     ss = ctx.wrap_socket(a, server_side=True, do_handshake_on_connect=False, client_id=repr(peer).encode())
     b.send(first)
     poller = select.poll()
-    for s in (outer, b, plain):
+    for s in (outer, a, b, plain):  # a too: the session reads it, and must not wait 50 ms for that
         poller.register(s, select.POLLIN)
     print("front: client %r" % (peer,))
     up_and_running = False
