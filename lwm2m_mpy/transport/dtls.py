@@ -46,9 +46,6 @@ class DTLS:
         self.sock = None  # the DTLS session's socket, None until a handshake succeeded
         self.poller = select.poll()
         self.silent = 0  # sent since the last datagram came in
-        # One receive buffer for the session's life: a fresh 1152-byte block per datagram may not be
-        # found in a heap that a bootstrap has just crowded; each datagram then costs only its own size.
-        self.rbuf = bytearray(_SIZE)
 
     def _connect(self):
         ai = self.addr
@@ -116,7 +113,9 @@ class DTLS:
         if self.sock is None:
             return None
         try:
-            n = self.sock.readinto(self.rbuf)
+            # recv, not recv_into/readinto into a kept buffer: with MicroPython 1.29 those may join two
+            # datagrams or cut one (seen under load), and a DTLS record is one CoAP message
+            data = self.sock.recv(_SIZE)
         except OSError as e:
             if e.args[0] == _EAGAIN:
                 return None
@@ -124,10 +123,10 @@ class DTLS:
                 self.log("dtls receive failed (%s): new handshake next time" % e)
             self.reset()
             return None
-        if not n:
+        if not data:
             return None
         self.silent = 0
-        return bytes(memoryview(self.rbuf)[:n])
+        return data
 
     def reset(self):
         if self.sock is not None:
