@@ -32,8 +32,11 @@ def value_bytes(v, rtype):
     if rtype == _BOOLEAN:
         return b"\x01" if v else b"\x00"
     if rtype == _FLOAT:
-        f = struct.pack(">f", v)
-        return f if struct.unpack(">f", f)[0] == v else struct.pack(">d", v)
+        if -3.4e38 < v < 3.4e38:  # CPython's ">f" refuses what does not fit; MicroPython makes it inf
+            f = struct.pack(">f", v)
+            if struct.unpack(">f", f)[0] == v:
+                return f
+        return struct.pack(">d", v)
     if rtype == _OBJLNK:
         return struct.pack(">HH", v[0], v[1])
     v = int(v)
