@@ -116,6 +116,17 @@ def test_finish_with_an_inconsistent_configuration_is_refused_with_the_reason(mp
             proc.assert_clean()
 
 
+def test_finish_refuses_a_coaps_account_without_keys_in_the_transports_words(mpy_client):
+    """The check at Finish is the one the transport makes at start-up (transport/udp.py for_uri)."""
+    with bss.BootstrapServerThread(config={"nokey-dev": server_entry("coaps://127.0.0.1:5684", ssid=5)}) as bs:
+        proc = mpy_client(bs_args(bs, "nokey-dev"))
+        done = bs.wait_for("finished", "nokey-dev", timeout=20)
+        assert done.code == "4.06"
+        assert done.diagnostic == ("Security /0/1: coaps:// needs a pre-shared key (mode 0, /0/x/3 and /0/x/5) or"
+                                   " certificates (mode 2, /0/x/3, /0/x/4 and /0/x/5)")
+        proc.assert_clean()
+
+
 def test_registration_failure_falls_back_to_bootstrap(mpy_client, free_udp_port):
     """A factory server that never answers (nothing on its port): after Communication Retry Count attempts the
     client bootstraps (/1/x/16 defaults to true) and registers with the server it is given."""

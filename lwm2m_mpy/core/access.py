@@ -70,7 +70,8 @@ def view(dm, obj):
 
 
 def read(dm, obj, p):
-    """For a notification of path `p`: a view of `obj` (object level) or `obj`; 4.01 without the right."""
+    """For a read or notification of path `p`: a view of `obj` (object level) or `obj`; 4.01 without the
+    right."""
     if len(p) == 1:
         return view(dm, obj)
     need(dm, p[0], p[1], _READ)

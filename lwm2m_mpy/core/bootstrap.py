@@ -6,12 +6,12 @@ Loaded only while bootstrapping. For that time a `Bootstrap` stands in for the c
 a Bootstrap-Server may only bootstrap, and nothing it writes is saved or reported until Finish.
 """
 from micropython import const
-import sys
 
 from .._compat import ticks_add, ticks_diff
 from ..errors import CoapError
 from ..codec.link import put_link
 from . import servers
+from ..transport.udp import for_uri
 
 _GET = const(1)
 _POST = const(2)
@@ -56,9 +56,6 @@ def start(c, now, k):
         if c.log:
             c.log("bootstrap account /0/%d unusable: %s" % (k, e))
         b.state = _STOPPED
-    except (MemoryError, OSError) as e:  # for now: the Bootstrap-Request tries again (servers._Nowhere)
-        if c.log:
-            c.log("no transport for /0/%d yet (%s)" % (k, e))
     c.reg = b
     c.dm._dispatch = lambda m, w: request(c.dm, m, w)  # an instance attribute: shadows DM._dispatch
     c.dm.changed = None  # nothing is registered to tell, and the state file is written once, at Finish
@@ -125,10 +122,17 @@ class Bootstrap:
         if self.c.log:
             self.c.log("bootstrap failed (%s); again in %d s" % (why, delay // 1000))
 
+    def _leave(self):
+        """The client's own Registration, DM dispatch and change reports again."""
+        c = self.c
+        dm = c.dm
+        dm._dispatch = None  # None first: a deleted attribute leaves its value in the instance's table,
+        del dm._dispatch  # where the garbage collector would still find it (and through it this module)
+        dm.changed = c._changed
+        c.reg = self.real
+
     def start(self, now):  # a factory reset while bootstrapping: the client starts over
-        _plain(self.c.dm)
-        self.c.reg = self.real
-        self.c.dm.changed = self.c._changed
+        self._leave()
         self.c.start(now)
 
     def deregister(self, now, done=None):  # shutdown while bootstrapping: nothing to say goodbye to
@@ -139,27 +143,14 @@ class Bootstrap:
     def finished(self):
         """After the 2.04 to Finish has gone out: the client as before, registering with what it got."""
         c = self.c
-        _plain(c.dm)
-        c.dm.changed = c._changed
-        c.reg = self.real
+        self._leave()
         c.reg.location = None
         if c.state:
             c.dm._lazy("core.persist").save(c, c.state)
         if c.log:
             c.log("bootstrap finished")
-        # This module and the payload readers go: room for the DTLS session and the registration
-        c.dm.unload()
-        c.dm.mods.pop("core.bootstrap", None)
-        sys.modules.pop(__name__, None)
-        sys.modules["lwm2m_mpy.core"].__dict__.pop("bootstrap", None)
+        c.dm.unload(" core.bootstrap")  # this module too: room for the DTLS session and the registration
         servers.start(c, c.ex.now)
-
-
-def _plain(dm):
-    """The DM's own dispatch again. None first: a deleted attribute leaves its value in the instance's
-    table, where the garbage collector would still find it (and through it this whole module)."""
-    dm._dispatch = None
-    del dm._dispatch
 
 
 # -- the Bootstrap-Server's requests (Transport §6.1: the method and path say which operation) ----------
@@ -357,15 +348,12 @@ def finish(dm):
         if not isinstance(ssid, int) or not 0 < ssid < 65535 or ssid in ssids:
             why = why or "Security /0/%d: Short Server ID %s missing, out of range or used twice" % (k, ssid)
         ssids.append(ssid)
-        scheme = str(s.get(0, "")).partition("://")[0]
-        if scheme not in ("coap", "coaps"):
-            why = why or "Security /0/%d: URI %r is not coap:// or coaps://" % (k, s.get(0))
+        bad = for_uri(str(s.get(0, "")), s, check=True)  # what the transport would refuse (transport/udp.py)
+        if bad:
+            why = why or "Security /0/%d: %s" % (k, bad)
         elif s.get(2) not in _SECURITY_MODES:
             why = why or "Security /0/%d: mode %s not supported (0 pre-shared key, 2 certificates, 3 NoSec)" % (
                 k, s.get(2))
-        elif scheme == "coaps" and (s.get(2) == 3 or not s.get(3) or not s.get(5) or s.get(2) == 2 and not s.get(4)):
-            why = why or "Security /0/%d: coaps:// needs a key: mode 0 with identity and key, or mode 2 with" \
-                " certificates and key" % k
     for iid, s in objs[1].inst.items():
         if s.get(0) not in ssids:
             why = why or "Server /1/%d: no Security instance with Short Server ID %s" % (iid, s.get(0))

@@ -293,12 +293,14 @@ class Client:
     def stop(self):
         self.done = True
 
-    def shutdown(self):
-        """De-register (waiting at most 5 s for the answer) and close the transport."""
-        bye = []
+    def shutdown(self, bye=None):
+        """De-register (waiting at most 5 s for the answer) and close the transport. With several servers
+        core/servers.py passes `bye`, where the other sessions count their answers: all are waited for."""
+        if bye is None:
+            bye = []
         self.reg.deregister(ticks_ms(), lambda: bye.append(1))
         end = ticks_add(ticks_ms(), _BYE_MS)
-        while not bye and ticks_diff(end, ticks_ms()) > 0:
+        while len(bye) <= len(self.peers) and ticks_diff(end, ticks_ms()) > 0:
             try:
                 self.poll(ticks_ms())
             except MemoryError:  # no room to read the answer: stop waiting for it, still close

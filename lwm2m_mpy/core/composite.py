@@ -84,11 +84,7 @@ def _walk(dm, p, put):
     if obj is None:
         raise CoapError(132, "no object %d" % p[0])
     if dm.ssid:  # several servers: only what this one may read (core/access.py)
-        acl = dm._lazy("core.access")
-        if n == 1:
-            obj = acl.view(dm, obj)
-        else:
-            acl.need(dm, p[0], p[1], 1)
+        obj = dm._lazy("core.access").read(dm, obj, p)
     if n >= 3:
         r = resource(obj, p[2], _R)
         v = obj.get(p[1], p[2])

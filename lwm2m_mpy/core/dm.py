@@ -166,12 +166,12 @@ class DM:
             self.mods[name] = mod
         return mod
 
-    def unload(self):
-        """Forget the on-demand modules so their heap can be used again; they load again when needed.
-        (core.observe stays: its records live in the Observer.)"""
+    def unload(self, more=""):
+        """Forget the on-demand modules (and `more`, " core.bootstrap" say) so their heap can be used again;
+        they load again when needed. (core.observe stays: its records live in the Observer.)"""
         self.mods.clear()
         for name in ("core.changes core.attributes core.composite core.access core.persist codec.reader codec.link"
-                     " codec.senml codec.cbor").split():
+                     " codec.senml codec.cbor" + more).split():
             pkg, _, leaf = name.partition(".")
             sys.modules.pop("lwm2m_mpy." + name, None)
             sys.modules["lwm2m_mpy." + pkg].__dict__.pop(leaf, None)  # the package holds it too

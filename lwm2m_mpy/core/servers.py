@@ -47,8 +47,9 @@ def bootstrap_account(objs):
 
 
 def connect(c, sec, fresh=True):
-    """Give client `c` the transport of Security instance `sec` (closing the one it had). Until it exists
-    (making it may fail: out of memory, no route) a _Nowhere stands in."""
+    """Give client `c` the transport of Security instance `sec` (closing the one it had) and return it. When
+    it cannot be made for now (out of memory, no route: logged) a _Nowhere stands in and is returned; a URI
+    this client cannot use raises ValueError."""
     from ..transport.udp import for_uri
 
     if c.transport is not None:
@@ -58,7 +59,12 @@ def connect(c, sec, fresh=True):
     c.transport = t = _Nowhere(c, sec)
     c.ex.send = t.send
     s = c.objs[0].inst[sec]
-    t = for_uri(s[0], s, c.log)  # raises ValueError for a URI this client cannot use
+    try:
+        t = for_uri(s[0], s, c.log)
+    except (MemoryError, OSError) as e:
+        if c.log:
+            c.log("no transport for /0/%d yet (%s)" % (sec, e))
+        return t
     c.transport = t
     c.server = s[0]  # the URI it was made for (Client.start)
     c.ex.send = t.send
@@ -76,13 +82,9 @@ class _Nowhere:
         self.sec = sec
 
     def send(self, buf, n):
-        try:
-            t = connect(self.c, self.sec, False)
-        except (MemoryError, OSError) as e:
-            if self.c.log:
-                self.c.log("no transport for /0/%d yet (%s)" % (self.sec, e))
-            return
-        t.send(buf, n)
+        t = connect(self.c, self.sec, False)
+        if not isinstance(t, _Nowhere):
+            t.send(buf, n)
 
     def wait(self, ms):
         return bool(select.poll().poll(ms))  # nothing to wait for: just the time
@@ -107,9 +109,6 @@ def start(c, now):
             if c.log:
                 c.log("server account /0/%d unusable: %s" % (sec, e))
             continue
-        except (MemoryError, OSError) as e:  # for now: its first datagram tries again (_Nowhere)
-            if c.log:
-                c.log("no transport for /0/%d yet (%s)" % (sec, e))
         s.reg.iid = srv
         c.objs[1].hooks[_EXE | srv << 16 | 8] = s.update  # Registration Update Trigger of this account
         s.dm.ssid = ssid
@@ -259,14 +258,12 @@ def _each(c, method, *args):
 
 
 def shutdown(c):
-    """Client.shutdown for every session: De-register from all servers (at most 5 s), close."""
+    """Client.shutdown for every session: the peers' De-registers go out first, then the first Client's
+    shutdown waits (at most 5 s, through `poll`: every socket) for all the answers."""
     bye = []
-    sessions = (c,) + c.peers
-    for s in sessions:
-        s.reg.deregister(ticks_ms(), lambda: bye.append(1))
-    end = ticks_add(ticks_ms(), 5000)
-    while len(bye) < len(sessions) and ticks_diff(end, ticks_ms()) > 0:
-        poll(c, ticks_ms())
-    for s in sessions:
-        s.reg.state = _STOPPED
-        s.transport.close()
+    for p in c.peers:
+        p.reg.deregister(ticks_ms(), lambda: bye.append(1))
+    Client.shutdown(c, bye)
+    for p in c.peers:
+        p.reg.state = _STOPPED
+        p.transport.close()

@@ -20,20 +20,21 @@ def add(client, uri, lifetime=300, binding="U", ssid=1, manufacturer="lwm2m_mpy"
         if oid in client.objs:
             client.objs[oid].inst.clear()
     # 0 Security: the server account; mode 0 = pre-shared key (identity /0/0/3, key /0/0/5) or 2 =
-    # certificates (the client's /0/0/3 and its key /0/0/5, the server's /0/0/4) for coaps://, else 3 = NoSec
-    if cert:
-        psk = (cert[0], cert[1])
-    client.add(o0.T, 0 if uri else None, {0: uri, 1: False, 2: 2 if cert else 0 if psk else 3,
-                                          3: psk[0] if psk else b"", 4: cert[2] if cert else b"",
-                                          5: psk[1] if psk else b"", 10: ssid})
+    # certificates (the client's /0/0/3 and its key /0/0/5, the server's /0/0/4) for coaps://, else 3 = NoSec.
+    # A Bootstrap-Server account (below) has the same keys.
+    # One dict literal each (a dict grown by update keeps a larger table for the device's life).
+    key = cert or psk
+    mode = 2 if cert else 0 if psk else 3
+    ident = key[0] if key else b""
+    secret = key[1] if key else b""
+    theirs = cert[2] if cert else b""
+    client.add(o0.T, 0 if uri else None, {0: uri, 1: False, 2: mode, 3: ident, 4: theirs, 5: secret, 10: ssid})
     # 1 Server: lifetime (1) and binding (7) are what Register/Update report; 6 = store notifications
     # Hooks are set by key (kind << 26 | iid << 16 | rid; kind 0 get, 1 set, 2 execute) rather than by
     # path strings, which would each stay interned in the heap.
     client.add(o1.T, 0 if uri else None, {0: ssid, 1: lifetime, 6: True, 7: binding}).hooks[_EXE | 8] = client.update
     if bootstrap:  # the Bootstrap-Server account (/0/x/1 true), after the server account if there is one
-        client.add(o0.T, len(client.objs[0].inst), {0: bootstrap, 1: True, 2: 2 if cert else 0 if psk else 3,
-                                                    3: psk[0] if psk else b"", 4: cert[2] if cert else b"",
-                                                    5: psk[1] if psk else b""})
+        client.add(o0.T, len(client.objs[0].inst), {0: bootstrap, 1: True, 2: mode, 3: ident, 4: theirs, 5: secret})
     if config:  # factory configuration from a file (core/persist.py format): objects 0, 1 and 2 from it
         client.dm._lazy("core.persist").load(client, config)
     # 3 Device

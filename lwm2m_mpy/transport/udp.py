@@ -60,14 +60,28 @@ class UDP:
         self.sock.close()
 
 
-def for_uri(uri, security, log=None):
+def for_uri(uri, security, log=None, check=False):
     """The transport for a server URI: UDP for coap://host[:port] (5683), DTLS for coaps://host[:port] (5684)
     with what `security` (the Security instance) holds: mode /0/x/2 0, a pre-shared key (identity /0/x/3,
     key /0/x/5), or mode 2, certificates (the client's /0/x/3 and private key /0/x/5, the server's /0/x/4,
-    Certificate Usage /0/x/15). IPv6 as coap://[::1]:5683."""
+    Certificate Usage /0/x/15). IPv6 as coap://[::1]:5683.
+
+    check=True makes nothing: it returns why these cannot be used (the ValueError's words) or None, for the
+    bootstrap's consistency check (core/bootstrap.py). A parameter, not a function of its own: one more
+    module global would cost this resident module's dict a larger table."""
     scheme, _, rest = uri.partition("://")
-    if scheme != "coap" and scheme != "coaps":
-        raise ValueError("unsupported scheme " + scheme)
+    why = None
+    if scheme == "coaps":
+        mode = security.get(2)
+        if mode != 0 and mode != 2 or not security.get(3) or not security.get(5) or mode == 2 and not security.get(4):
+            why = ("coaps:// needs a pre-shared key (mode 0, /0/x/3 and /0/x/5) or certificates (mode 2, /0/x/3,"
+                   " /0/x/4 and /0/x/5)")
+    elif scheme != "coap":
+        why = "unsupported scheme " + scheme
+    if check:
+        return why
+    if why:
+        raise ValueError(why)
     rest = rest.split("/")[0]
     if rest.startswith("["):  # [IPv6]:port
         host, _, port = rest[1:].partition("]")
@@ -77,11 +91,7 @@ def for_uri(uri, security, log=None):
     port = int(port) if port else 5684 if scheme == "coaps" else 5683
     if scheme == "coap":
         return UDP(host, port)
-    mode = security.get(2)
-    if mode != 0 and mode != 2 or not security.get(3) or not security.get(5) or mode == 2 and not security.get(4):
-        raise ValueError("coaps:// needs a pre-shared key (mode 0, /0/x/3 and /0/x/5) or certificates (mode 2,"
-                         " /0/x/3, /0/x/4 and /0/x/5)")
     from .dtls import DTLS
 
-    return DTLS(host, port, security[3], security[5], log=log, server=security[4] if mode == 2 else None,
+    return DTLS(host, port, security[3], security[5], log=log, server=security[4] if security[2] == 2 else None,
                 usage=security.get(15, 3))
