@@ -20,6 +20,7 @@
 #   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
 #   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
 #   HEAP            the client's heap in `make run` (-X heapsize)  [96k]
+#   BOARD           board profile for `make run` (boards/NAME.py)   [unix]
 #   CLIENT_ARGS     more client options for `make run`            [empty]  e.g. CLIENT_ARGS='--lifetime 60'
 #   SERVER_ARGS     more server options for `make run`            [empty]  e.g. SERVER_ARGS='--observe /3/0/13 --pmax 5'
 # Environment read by the tests (not by make itself)
@@ -34,6 +35,7 @@ HOST            ?= 127.0.0.1
 PORT            ?= 5683
 ENDPOINT        ?= lwm2m-mpy-demo
 HEAP            ?= 96k
+BOARD           ?= unix
 CLIENT_ARGS     ?=
 SERVER_ARGS     ?=
 
@@ -46,9 +48,9 @@ NODELIB    := tools/nodelib
 # The npm peer is optional while tools/nodelib does not exist yet.
 NODE_STAMP := $(if $(wildcard $(NODELIB)/package.json),$(NODELIB)/node_modules/.stamp)
 
-# Every library source and its .mpy twin. __main__.py compiles too: `micropython -m lwm2m_mpy`
+# Every library source and board profile (boards/NAME.py: `--board NAME` imports boards.NAME) and its .mpy twin. __main__.py compiles too: `micropython -m lwm2m_mpy`
 # runs a __main__.mpy (checked with MicroPython 1.29; tests/test_harness.py guards it).
-MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null)
+MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null) $(wildcard boards/*.py)
 MPY_OUT := $(patsubst %.py,$(MPY_DIR)/%.mpy,$(MPY_SRC))
 
 .PHONY: setup test mpy run bench clean peers
@@ -93,7 +95,7 @@ test: setup mpy
 	$(VENV)/bin/python -m pytest -q $(TESTS) $(PYTEST_ARGS)
 
 run: $(VENV_STAMP) mpy
-	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) CLIENT_ARGS='$(CLIENT_ARGS)' SERVER_ARGS='$(SERVER_ARGS)' tools/run_demo.sh
+	HOST=$(HOST) PORT=$(PORT) ENDPOINT=$(ENDPOINT) HEAP=$(HEAP) BOARD=$(BOARD) CLIENT_ARGS='$(CLIENT_ARGS)' SERVER_ARGS='$(SERVER_ARGS)' tools/run_demo.sh
 
 bench: $(VENV_STAMP) mpy
 	$(VENV)/bin/python bench/run.py

@@ -2,7 +2,7 @@
 
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
 --no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --state FILE
---bootstrap URI --config FILE --cert DER --cert-key DER --server-cert DER --seconds S --board unix --quiet
+--bootstrap URI --config FILE --cert DER --cert-key DER --server-cert DER --seconds S --board NAME --quiet
 --help (coaps:// servers need the PSK or the certificate options; --bootstrap without --server starts
 factory-empty and bootstraps).
 Defaults are Client()'s own.
@@ -29,7 +29,7 @@ def parse(argv):
     psk = [b"", b""]
     certs = [b"", b"", b""]
     args = ["lwm2m-mpy", None]  # endpoint, server (coap://127.0.0.1:5683 unless bootstrapping)
-    seconds = None
+    seconds = board = None
     valued = valued.split()
     i = 0
     while i < len(argv):
@@ -46,7 +46,7 @@ def parse(argv):
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
                   " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--cert DER --cert-key DER --server-cert DER]"
                   " [--state FILE] [--bootstrap URI]"
-                  " [--config FILE] [--seconds S] [--board unix] [--quiet]")
+                  " [--config FILE] [--seconds S] [--board NAME] [--quiet]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
@@ -62,15 +62,13 @@ def parse(argv):
         elif k > 10:  # --psk-id text, --psk-key hex (the Security object's /0/0/3 and /0/0/5)
             psk[k - 11] = v.encode() if k == 11 else bytes.fromhex(v)
             kw["psk"] = tuple(psk)
-        elif k == 3:
-            if v != "unix":
-                print("unknown board %s (available: unix)" % v)
-                return 2
+        elif k == 3:  # a board profile, boards/NAME.py (lwm2m_mpy/board.py)
+            board = v
         else:  # Client keyword arguments; --binding and --lwm2m are text
             kw[keywords.split()[k - 4]] = v if k in (5, 6) else int(v)
     if args[1] is None and "bootstrap" not in kw and "config" not in kw:
         args[1] = "coap://127.0.0.1:5683"
-    return args, kw, seconds
+    return args, kw, seconds, board
 
 
 def main(argv):
@@ -81,7 +79,16 @@ def main(argv):
     from lwm2m_mpy import Client
     from lwm2m_mpy.transport import udp  # noqa: F401  (loaded now, before the client's objects fill the heap)
 
-    Client(*parsed[0], **parsed[1]).run(parsed[2])
+    client = Client(*parsed[0], **parsed[1])
+    if parsed[3]:
+        from lwm2m_mpy import board
+
+        try:
+            board.setup(client, board.profile(parsed[3]))
+        except ValueError as e:  # an unknown board: say which exist where
+            print(e)
+            return 2
+    client.run(parsed[2])
     return 0
 
 

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5683}
 ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
+BOARD=${BOARD:-unix}       # the board profile: unix = simulated sensors, button, LED, lamp and GNSS
 HEAP=${HEAP:-96k}          # the client's heap: on this 64-bit port about twice what a 32-bit board needs
 CLIENT_ARGS=${CLIENT_ARGS:-}  # more client options, e.g. CLIENT_ARGS="--lifetime 60"
 SERVER_ARGS=${SERVER_ARGS:-}  # more server options, e.g. SERVER_ARGS="--observe /3/0/13 --pmax 5"
@@ -30,4 +31,4 @@ done
 # interpreter's frozen modules (asyncio) importable: MICROPYPATH replaces sys.path.
 cd build/mpy
 MICROPYPATH=.frozen ../../.venv/bin/micropython -X heapsize="$HEAP" -m lwm2m_mpy \
-  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT" $CLIENT_ARGS
+  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT" --board "$BOARD" $CLIENT_ARGS

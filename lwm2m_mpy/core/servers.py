@@ -136,7 +136,10 @@ def start(c, now):
     c.peers = tuple(sessions[1:])
     c.socks = [0] * len(sessions)  # never a socket: the first poll makes the poller
     if c.peers:  # the first Client's loop drives them all: its methods for one session, widened
-        c.step = lambda now: step(c, now, Client.step(c, now))
+        if "wide" not in c.__dict__:  # once: a restart must not wrap it twice
+            inner = c.step  # Client.step, or a board's poller over it (lwm2m_mpy/board.py)
+            c.step = lambda now: step(c, now, inner(now))
+            c.wide = True
         c.poll = lambda now: poll(c, now)
         c.changed = lambda path: _each(c, Client.changed, path)
         c.dm.changed = lambda oid, iid, rid: _each(c, Client._changed, oid, iid, rid)
