@@ -10,19 +10,32 @@
 #   run     setup + mpy, then the demo: tools/lwm2m_server.py in the background and the client
 #           (compiled tree) in the foreground; Ctrl-C stops both (tools/run_demo.sh)
 #   bench   setup + mpy, then bench/run.py
+#   deploy  put a board profile's client onto a board (tools/deploy.py): `make deploy BOARD=pico_w
+#           PORT=/dev/ttyACM0 [CONFIG=config.json]`. MicroPython: exactly the modules the profile needs,
+#           compiled into build/deploy/BOARD/ and copied with mpremote, the example as main.py;
+#           CircuitPython: the sources into the mounted drive (PORT=/media/$USER/CIRCUITPY), code.py;
+#           blinka runs in place. BOARD must be given (its default, unix, is for `make run`).
+#           config.json comes from tools/mkconfig.py; without CONFIG the board keeps the one it has.
 #   clean   remove build/
 #
 # Variables (override on the command line: `make run PORT=5690`)
 #   PYTHON          python (>= 3.9) used to create .venv          [python3]
 #   TESTS           what `make test` runs                         [tests]  e.g. TESTS=tests/test_tlv.py
 #   PYTEST_ARGS     extra pytest arguments for `make test`        [empty]  e.g. PYTEST_ARGS='-k tlv -x'
-#   MPY_CROSS_FLAGS extra mpy-cross flags for `make mpy`          [empty]  e.g. MPY_CROSS_FLAGS=-O2
+#   MPY_CROSS_FLAGS extra mpy-cross flags, `make mpy` and `deploy` [empty]  e.g. MPY_CROSS_FLAGS=-O2
 #   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
 #   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
 #   HEAP            the client's heap in `make run` (-X heapsize)  [96k]
 #   BOARD           board profile for `make run` (boards/NAME.py)   [unix]
 #   CLIENT_ARGS     more client options for `make run`            [empty]  e.g. CLIENT_ARGS='--lifetime 60'
 #   SERVER_ARGS     more server options for `make run`            [empty]  e.g. SERVER_ARGS='--observe /3/0/13 --pmax 5'
+#   BOARD, PORT     `make deploy`: the profile (required) and the board's serial device or CIRCUITPY
+#                   folder. PORT is `make run`'s UDP port too: deploy reads it only when given (command
+#                   line or environment), never the 5683 default, and refuses a number.
+#   CONFIG          config.json to copy with `make deploy`          [empty: the board keeps its own]
+#   MPREMOTE        mpremote for `make deploy`                     [.venv/bin/mpremote]  MPREMOTE=echo prints the command
+#   DRY_RUN         DRY_RUN=1: `make deploy` compiles and prints the plan, copies nothing  [empty]
+#   DEPLOY_ARGS     more tools/deploy.py options                   [empty]  e.g. DEPLOY_ARGS='--add aio'
 # Environment read by the tests (not by make itself)
 #   LWM2M_MPY_TREE  set to build/mpy to run the micropython test items against the compiled tree
 #                   (`make test LWM2M_MPY_TREE=build/mpy`)
@@ -38,6 +51,10 @@ HEAP            ?= 96k
 BOARD           ?= unix
 CLIENT_ARGS     ?=
 SERVER_ARGS     ?=
+CONFIG          ?=
+MPREMOTE        ?=
+DRY_RUN         ?=
+DEPLOY_ARGS     ?=
 
 VENV       := .venv
 VENV_STAMP := $(VENV)/.stamp
@@ -53,7 +70,17 @@ NODE_STAMP := $(if $(wildcard $(NODELIB)/package.json),$(NODELIB)/node_modules/.
 MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null) $(wildcard boards/*.py)
 MPY_OUT := $(patsubst %.py,$(MPY_DIR)/%.mpy,$(MPY_SRC))
 
-.PHONY: setup test mpy run bench clean peers
+.PHONY: setup test mpy run bench clean peers deploy
+
+# `make deploy` needs a board named on purpose: BOARD's default (unix) is `make run`'s. Checked while the
+# Makefile is read, before any prerequisite (the venv) is built.
+ifneq ($(filter deploy,$(MAKECMDGOALS)),)
+ifeq ($(filter command line environment,$(origin BOARD)),)
+$(error make deploy needs BOARD=NAME, one of: $(basename $(notdir $(wildcard boards/*.py))))
+endif
+endif
+# The board's device for deploy: PORT only when the user gave it (not the UDP port's default).
+DEPLOY_PORT := $(if $(filter command line environment,$(origin PORT)),$(PORT))
 
 setup: $(VENV_STAMP) $(NODE_STAMP) peers
 
@@ -99,6 +126,10 @@ run: $(VENV_STAMP) mpy
 
 bench: $(VENV_STAMP) mpy
 	$(VENV)/bin/python bench/run.py
+
+deploy: $(VENV_STAMP)
+	$(if $(MPREMOTE),MPREMOTE='$(MPREMOTE)') MPY_CROSS_FLAGS='$(MPY_CROSS_FLAGS)' $(VENV)/bin/python tools/deploy.py $(BOARD) \
+	  $(if $(DEPLOY_PORT),--port '$(DEPLOY_PORT)') $(if $(CONFIG),--config '$(CONFIG)') $(if $(DRY_RUN),--dry-run) $(DEPLOY_ARGS)
 
 clean:
 	rm -rf build

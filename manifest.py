@@ -1,13 +1,15 @@
 # Written by tools/pkgjson.py -- do not edit. Freezes lwm2m_mpy into a MicroPython firmware (its bytecode
 # then stays in flash, not in the heap), e.g.
 #   make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/lwm2m_mpy/manifest.py
-# The unix-port command line and the CircuitPython/CPython shims are left out, as in package.json.
+# The unix-port command line and the CircuitPython/CPython shims are left out, as in package.json; the
+# MicroPython board profiles are a package of their own (run("pico_w") imports boards.pico_w).
 metadata(description="OMA LwM2M 1.1 client", version="0.1.0")
 include("$(PORT_DIR)/boards/manifest.py")
 package("lwm2m_mpy", files=[
     "__init__.py",
     "_compat.py",
     "aio.py",
+    "board.py",
     "coap/exchange.py",
     "coap/message.py",
     "codec/cbor.py",
@@ -28,12 +30,45 @@ package("lwm2m_mpy", files=[
     "core/registration.py",
     "core/servers.py",
     "core/store.py",
+    "drivers/adc.py",
+    "drivers/aht20.py",
+    "drivers/bme280.py",
+    "drivers/mcu_temp.py",
+    "drivers/nmea.py",
+    "drivers/pin_in.py",
+    "drivers/pin_out.py",
+    "drivers/pwm_out.py",
+    "drivers/sht3x.py",
+    "drivers/sim.py",
     "errors.py",
+    "objects/conn.py",
     "objects/core.py",
+    "objects/ipso.py",
+    "objects/location.py",
     "tables/o0.py",
     "tables/o1.py",
     "tables/o2.py",
     "tables/o3.py",
+    "tables/o3200.py",
+    "tables/o3201.py",
+    "tables/o3202.py",
+    "tables/o3301.py",
+    "tables/o3303.py",
+    "tables/o3304.py",
+    "tables/o3306.py",
+    "tables/o3311.py",
+    "tables/o3315.py",
+    "tables/o3342.py",
+    "tables/o3347.py",
+    "tables/o4.py",
+    "tables/o6.py",
     "transport/dtls.py",
     "transport/udp.py",
+], opt=3)
+package("boards", files=[
+    "esp32.py",
+    "esp32_s3.py",
+    "pico2_w.py",
+    "pico_w.py",
+    "unix.py",
 ], opt=3)

@@ -81,10 +81,11 @@ def main(argv):
 
     client = Client(*parsed[0], **parsed[1])
     if parsed[3]:
-        from lwm2m_mpy import board
+        from lwm2m_mpy.board import setup, profile  # (not `from lwm2m_mpy import board`: the package's
+        # __getattr__ answers for its names first on MicroPython)
 
         try:
-            board.setup(client, board.profile(parsed[3]))
+            setup(client, profile(parsed[3]))
         except ValueError as e:  # an unknown board: say which exist where
             print(e)
             return 2

@@ -6,6 +6,7 @@ from config.json (tools/mkconfig.py), never from code.
 """
 import gc
 import json
+import sys
 import time
 
 from ._compat import ticks_ms, ticks_diff, ticks_add, print_exception
@@ -62,6 +63,14 @@ def setup(client, prof):
         make = __import__("lwm2m_mpy.objects." + module(oid), None, None, ("make",)).make
         insts.append(make(client, oid, iid, parts.get(part), cfg))
     _chain(client, insts, log)
+    # The profile's data (its dicts and tuples: about 3 KiB of heap) is not needed again
+    name = getattr(prof, "__name__", "")
+    if sys.modules.get(name) is prof:
+        sys.modules.pop(name)
+        pkg = sys.modules.get("boards")
+        if pkg:
+            pkg.__dict__.pop(name[7:], None)  # the package holds it too
+    gc.collect()
     return insts
 
 

@@ -159,9 +159,11 @@ class Client:
         return self.reg.state == _REGISTERED
 
     def _changed(self, oid, iid, rid):
-        # Lifetime, binding and the object list are what an Update reports (§6.2.2)
+        # Lifetime, binding and the object list are what an Update reports (§6.2.2). Flagged in any state:
+        # a change while the Register is out (a GNSS fix adding /6/0) goes out as an Update once registered;
+        # building a Register clears the flag, since it reports everything anyway.
         if rid is None or oid == 1 and rid in (1, 7):
-            if hasattr(self, "reg") and self.reg.state == _REGISTERED:
+            if hasattr(self, "reg"):
                 self.reg.want_update = True
         if self.dm.obs:
             self.dm.obs.changed(oid, iid, rid)
