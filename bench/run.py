@@ -24,6 +24,8 @@ Figures (printed as a table and written to bench/results.json):
            session, smallest heap for handshake + GET (bench/mpy_dtls.py).
   8. cold start  a factory-empty client bootstraps (tools/bootstrap_server.py) and registers over DTLS PSK
            (tools/dtls_front.py before tools/lwm2m_server.py): time to Finish and to registered.
+  9. boards  .mpy bytes tools/deploy.py ships per MicroPython profile; the unix profile's heap (bench/mpy_board.py:
+           after Client(), after its objects and parts, registered) and the smallest heap that serves it.
 Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
 bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
 (SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
@@ -57,7 +59,7 @@ WINDOW = 8  # outstanding requests of the load generator
 WARMUP_S, MEASURE_S = 0.5, 3.0
 ROUNDS = 3  # throughput runs per target (alternating); the median counts
 SANSIO_HEAP = "128k"  # heap for the sans-IO cost figure (a /3/0 read walks the heap for mem_free)
-WATCHDOG_S = 420  # the whole bench, whatever happens
+WATCHDOG_S = 600  # the whole bench, whatever happens
 
 BUDGET_HEAP_KIB = 54  # 48 until Observe, Send and queue mode joined the resident code (issue 4); 52 until
 # several servers, bootstrap on failure and access control checks did (issue 5: the floor measured 51-53k,
@@ -66,7 +68,8 @@ BUDGET_HELD = 8 * 1024
 BUDGET_MPY = 24 * 1024
 BUDGET_RATIO = 0.45
 DTLS_KEY = "lwm2m-mpy-bench"
-BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy")
+BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy", "lwm2m_mpy/_compat_other.mpy")
+CLIENT_EXTRA = tuple("lwm2m_mpy/%s.mpy" % m for m in ("objects/core", "tables/o0", "tables/o1", "tables/o2", "tables/o3"))
 ON_DEMAND = tuple("lwm2m_mpy/%s.mpy" % m for m in ("core/changes", "core/attributes", "core/observe", "core/composite",
                                                    "codec/reader", "codec/link", "codec/senml", "codec/cbor",
                                                    "core/persist", "core/servers", "core/bootstrap", "core/access",
@@ -405,15 +408,26 @@ def smallest_heap(server):
 
 # --- 3: .mpy sizes ----------------------------------------------------------------------------------------
 
+def client_module(k):
+    """Is build/mpy's `k` part of the client every board carries? Not the CLI, the asyncio driver, the
+    CircuitPython/CPython shims, the board profiles and their loader, drivers, IPSO objects and tables
+    beyond objects 0-3 (those are per profile: section 9)."""
+    if k in BOARD_EXCLUDE or not k.startswith("lwm2m_mpy/") or k == "lwm2m_mpy/board.mpy":
+        return False
+    if k.startswith(("lwm2m_mpy/drivers/", "lwm2m_mpy/objects/", "lwm2m_mpy/tables/")):
+        return k in CLIENT_EXTRA
+    return True
+
+
 def mpy_sizes():
     modules = {}
     for path in sorted(MPY_TREE.rglob("*.mpy")):
         modules[str(path.relative_to(MPY_TREE))] = path.stat().st_size
-    board = sum(v for k, v in modules.items() if k not in BOARD_EXCLUDE)
+    board = sum(v for k, v in modules.items() if client_module(k))
     on_demand = sum(v for k, v in modules.items() if k in ON_DEMAND)
     return {"modules": modules, "total": sum(modules.values()), "board_total": board,
             "on_demand_total": on_demand, "core_total": board - on_demand,
-            "excluded_from_board": [k for k in BOARD_EXCLUDE if k in modules],
+            "excluded_from_board": [k for k in modules if not client_module(k)],
             "on_demand": [k for k in ON_DEMAND if k in modules]}
 
 
@@ -687,6 +701,79 @@ def free_pair():
     raise RuntimeError("no free pair of UDP ports")
 
 
+# --- 9: board profiles -----------------------------------------------------------------------------------
+
+BOARD_HEAP_LO, BOARD_HEAP_HI = 96, 256  # KiB: the unix profile's smallest heap lies between
+
+
+def profile_flash():
+    """.mpy bytes tools/deploy.py ships for each MicroPython profile (dry run: compiles, copies nothing)."""
+    import re
+
+    sizes = {}
+    for path in sorted((ROOT / "boards").glob("*.py")):
+        text = path.read_text()
+        if 'PORT = "micropython"' not in text:
+            continue
+        out = subprocess.run([str(VENV_PY), str(ROOT / "tools" / "deploy.py"), path.stem, "--dry-run", "--build",
+                              str(BUILD_BENCH / "deploy")], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
+        m = re.search(r"^\.mpy total: (\d+) B .* in (\d+) files", out.stdout, re.M)
+        if out.returncode != 0 or not m:
+            raise RuntimeError("deploy %s: %s" % (path.stem, (out.stdout + out.stderr)[-300:]))
+        sizes[path.stem] = {"bytes": int(m.group(1)), "files": int(m.group(2))}
+    return sizes
+
+
+def board_probe(server, kib, ep):
+    """True if `micropython -X heapsize=<kib>k -m lwm2m_mpy --board unix` registers and serves a TLV read of
+    /3303/0 and an observation of /3303/0/5700 (Observe's module loads: the peak)."""
+    from lwm2m_server import TLV
+
+    child = Child(MP + ["-X", "heapsize=%dk" % kib, "-m", "lwm2m_mpy", "--server", server.uri, "--endpoint", ep,
+                        "--board", "unix", "--seconds", "20", "--quiet"], mpy_env())
+    try:
+        wait_register(server, ep, child, 10.0)
+        if server.read(ep, "/3303/0", accept=TLV, timeout=5).code != "2.05":
+            return False
+        return server.observe(ep, "/3303/0/5700", timeout=5).first.code == "2.05"
+    except (RuntimeError, TimeoutError):
+        return False
+    finally:
+        child.kill()
+
+
+def boards_figures():
+    """Section 9: flash per profile, the unix profile's heap (bench/mpy_board.py) and its smallest heap."""
+    from lwm2m_server import TLV, ServerThread
+
+    res = {"flash": profile_flash()}
+    with ServerThread(request_timeout=5.0) as srv:
+        ep = "bench-board"
+        child = Child(MP + ["-X", "heapsize=%dk" % BOARD_HEAP_HI, str(BENCH / "mpy_board.py"), srv.uri, ep, "unix",
+                            "20"], mpy_env())
+        try:
+            wait_register(srv, ep, child, 15.0)
+            srv.read(ep, "/3303/0", accept=TLV, timeout=5)
+            line = child.line("BOARD ", 15.0)
+            if line is None:
+                raise RuntimeError("no BOARD line from mpy_board.py: %s" % child.tail())
+            res["heap"] = json.loads(line[6:])
+            child.wait(8)
+        finally:
+            child.kill()
+        lo, hi = BOARD_HEAP_LO, BOARD_HEAP_HI
+        if board_probe(srv, lo, "bench-board-%dk" % lo):
+            hi = lo
+        while hi - lo > 4:  # 4 KiB steps: each probe starts a client
+            mid = (lo + hi) // 2
+            if board_probe(srv, mid, "bench-board-%dk" % mid):
+                hi = mid
+            else:
+                lo = mid
+        res["min_heap_kib"] = hi
+    return res
+
+
 # --- environment ----------------------------------------------------------------------------------------
 
 def cpu_model():
@@ -898,6 +985,20 @@ def report(res):
     else:
         row("error", res.get("cold_error") or "not run")
 
+    section("9. board profiles (tools/deploy.py, bench/mpy_board.py)")
+    d = res.get("boards")
+    if isinstance(d, dict):
+        for name, f in sorted(d["flash"].items()):
+            row(".mpy a %s board gets" % name, "%d B (%s) in %d files" % (f["bytes"], kib(f["bytes"]), f["files"]))
+        h = d["heap"]
+        row("unix profile: heap after Client()", kib(h["client"] - h["base"]))
+        row("  + its %d objects and parts" % h["instances"], kib(h["board"] - h["client"]))
+        row("  registered, a read answered", "%s in all" % kib(h["registered"] - h["base"]))
+        row("unix profile: smallest heap", "%d KiB (register, read /3303/0, observe 5700; 4 KiB steps)"
+            % d["min_heap_kib"])
+    else:
+        row("error", res.get("boards_error") or "not run")
+
     # Section titles span the line; names and values form two columns, budgets a third.
     width = min(46, max(len(r[0]) for r in rows if r[1]) + 2)
     vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
@@ -997,6 +1098,8 @@ def main():
         attempt(res, "dtls", dtls)
         print("bench: cold start ...", file=sys.stderr, flush=True)
         attempt(res, "cold", cold)
+        print("bench: board profiles ...", file=sys.stderr, flush=True)
+        attempt(res, "boards", boards_figures)
     except BenchTimeout as e:
         res["incomplete"] = str(e)
     finally:

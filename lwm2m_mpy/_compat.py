@@ -27,8 +27,9 @@ if IS_MICROPYTHON:
 else:
     from ._compat_other import *  # noqa: F401,F403
 
-# Seconds since 1970: MicroPython boards count from 2000 (time.gmtime(0) says which)
-_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
+# Seconds since 1970: MicroPython boards count from 2000 (time.gmtime(0) says which); CircuitPython (which
+# has no gmtime) and CPython count from 1970
+_EPOCH = 946684800 if IS_MICROPYTHON and time.gmtime(0)[0] == 2000 else 0
 
 
 def unix_time():

@@ -2,15 +2,18 @@
 import asyncio
 import gc
 
-from ._compat import ticks_ms, IS_MICROPYTHON
+from ._compat import ticks_ms
 
+# MicroPython's asyncio, and CircuitPython's port of it, await sockets through their IO queue; CPython's
+# loop has add_reader
+_UASYNCIO = hasattr(asyncio, "wait_for_ms")
 _GLANCE = 50  # ms between looks at the other sockets when there are several sessions
 
 
 async def _readable(sock, timeout_ms):
     """True once `sock` is readable, False after timeout_ms. MicroPython's asyncio has no datagram
-    API, so wait on its IO queue; CPython's loop has add_reader."""
-    if IS_MICROPYTHON:
+    API, so wait on its IO queue."""
+    if _UASYNCIO:
         async def wait():
             yield asyncio.core._io_queue.queue_read(sock)
 
@@ -40,7 +43,7 @@ async def serve(client):
                 if client.peers or sock is None:  # more than one socket: look at them all every 50 ms
                     ms = min(ms, _GLANCE)
                 if sock is None:
-                    await asyncio.sleep_ms(ms) if IS_MICROPYTHON else await asyncio.sleep(ms / 1000)
+                    await asyncio.sleep_ms(ms) if _UASYNCIO else await asyncio.sleep(ms / 1000)
                 elif await _readable(sock, ms):
                     client.drain()
                 for p in client.peers:

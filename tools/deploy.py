@@ -22,7 +22,7 @@ three left out above: their import inside a function is a feature the board does
 anywhere else an error.
 
 CircuitPython profiles: the same modules as .py sources (CircuitPython's .mpy format is not MicroPython's),
-plus _compat_other.py, without transport/dtls.py (CircuitPython has no DTLS), copied into the mounted
+plus _compat_other.py (transport/dtls.py too: it says clearly that CircuitPython has no DTLS), copied into the mounted
 CIRCUITPY folder given as --port; the example becomes code.py.
 
 The cpython profile (blinka) runs in place: nothing to copy.
@@ -132,7 +132,6 @@ def left_out(port, extra=()):
     out = set(NEVER)
     if port == "circuitpython":
         out.discard("_compat_other.py")  # the machine/network/ticks shims over CircuitPython's modules
-        out.add("transport/dtls.py")  # no DTLS on CircuitPython (coaps:// configs are refused)
     for mod in extra:
         out.discard(mod.replace(".", "/") + ".py")
     return out

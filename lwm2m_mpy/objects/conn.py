@@ -1,7 +1,7 @@
 """Object 4 Connectivity Monitoring (OMA LwM2M registry 4.xml) from the network interface.
 
 MicroPython boards: `network.WLAN(network.STA_IF)` (bearer 21 WLAN, RSSI, address and router from
-ifconfig). CircuitPython: `wifi.radio`. Elsewhere (unix port, CPython) bearer 41 Ethernet and the
+ifconfig; on CircuitPython the same API over `wifi.radio`, from _compat_other.py). Elsewhere (unix port, CPython) bearer 41 Ethernet and the
 address the host uses towards the LwM2M server: getsockname() where sockets have it, else (MicroPython's
 unix port has none) Linux's /proc/net/udp row of a socket connected to the server.
 """
@@ -24,18 +24,12 @@ def make(client, oid, iid, part, cfg):
 
 
 def _nic():
-    """The station interface: a MicroPython WLAN, CircuitPython's radio, or None (a host)."""
+    """The station interface (MicroPython's WLAN, or _compat_other's over CircuitPython's radio), or None."""
     try:
         import network
 
         return network.WLAN(network.STA_IF)
-    except (ImportError, AttributeError):  # no network module, or one without WiFi (wired boards)
-        pass
-    try:
-        import wifi
-
-        return wifi.radio
-    except ImportError:
+    except (ImportError, AttributeError):  # no network module (a host), or one without WiFi (wired boards)
         return None
 
 
@@ -97,7 +91,7 @@ class Conn:
         rssi = router = None
         if n is None:
             ip = self.ip or own_ip(self.c.server)
-        elif hasattr(n, "ifconfig"):  # MicroPython
+        else:
             a = n.ifconfig()
             ip = a[0]
             router = a[2]
@@ -105,11 +99,6 @@ class Conn:
                 rssi = n.status("rssi")
             except (OSError, ValueError, TypeError):  # not connected, or a port that does not say
                 pass
-        else:  # CircuitPython: None while not connected
-            ap = n.ap_info
-            rssi = ap and ap.rssi
-            ip = str(n.ipv4_address or "0.0.0.0")
-            router = n.ipv4_gateway and str(n.ipv4_gateway)
         d = self.d
         for rid, v in ((_RSSI, rssi), (_IP, {0: self.ip or ip}), (_ROUTER, router and {0: router})):
             if v is not None and d.get(rid) != v:
