@@ -62,7 +62,7 @@ def setup(client, prof):
         gc.collect()
         make = __import__("lwm2m_mpy.objects." + module(oid), None, None, ("make",)).make
         insts.append(make(client, oid, iid, parts.get(part), cfg))
-    _chain(client, insts, log)
+    drive(client, insts, log)
     # The profile's data (its dicts and tuples: about 3 KiB of heap) is not needed again
     name = getattr(prof, "__name__", "")
     if sys.modules.get(name) is prof:
@@ -74,8 +74,8 @@ def setup(client, prof):
     return insts
 
 
-def _chain(client, insts, log):
-    """Poll every instance when it is due, from the client's own step (an instance attribute over the
+def drive(client, insts, log=None):
+    """Poll every instance (anything with `poll(now) -> ms`) when it is due, from the client's own step (an instance attribute over the
     method, as core/servers.py widens it for several servers), so the blocking loop and the asyncio one
     both wake for the polls: the deadline step() returns includes them."""
     inner = client.step
@@ -90,7 +90,8 @@ def _chain(client, insts, log):
                     d = ticks_add(now, insts[k].poll(now))
                 except Exception as e:  # a driver or object bug: say so, keep the device serving, retry later
                     print_exception(e)
-                    log("board: poll of %s failed: %r" % (insts[k], e))
+                    if log:
+                        log("board: poll of %s failed: %r" % (insts[k], e))
                     d = ticks_add(now, 10000)
                 due[k] = d
             if nxt is None or ticks_diff(nxt, d) > 0:

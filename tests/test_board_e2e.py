@@ -8,13 +8,12 @@
   from the pin, through digitalio).
 """
 import os
-import subprocess
 import sys
 import time
 
 import pytest
 
-from e2e_helpers import ROOT, ClientProcess, cli_args, ensure_mpy_tree, mpy_client  # noqa: F401
+from e2e_helpers import ROOT, ClientProcess, cli_args, ensure_mpy_tree, mpy_client  # noqa: F401 (fixture)
 import lwm2m_server as lws
 
 REGISTER_TIMEOUT = 15

@@ -5,10 +5,9 @@ input debouncing and counting, outputs driven by Writes and read back, refused W
 Runs under CPython and inside micropython."""
 import struct
 
-from lwm2m_mpy.coap.message import Writer
 from lwm2m_mpy.objects import ipso
-from test_observe import CHANGED, CON, CONTENT, CONTENT_FORMAT, GET, POST, PUT, TEXT, TLV, URI_PATH, Device, \
-    decode, opt
+from test_access import send
+from test_observe import CHANGED, CONTENT, CONTENT_FORMAT, GET, POST, PUT, TEXT, TLV, Device, opt
 
 MPY = True
 MPY_HEAP = "256k"
@@ -64,16 +63,7 @@ def text(d, path):
 
 def write(d, path, payload, cf=TEXT):
     """A Write (PUT) from the server; returns the decoded response."""
-    d.mid += 1
-    w = Writer(256)
-    w.header(CON, PUT, d.mid, 0xAB, 1)
-    for seg in path.strip("/").split("/"):
-        w.option(URI_PATH, seg)
-    w.option(CONTENT_FORMAT, cf)
-    w.marker()
-    w.put(payload)
-    d.c.feed(bytes(w.buf[: w.n]), d.t)
-    return decode(d.link.sent[-1])
+    return send(d, PUT, path, cf, payload)
 
 
 def sensor(oid=3303, v=21.5, **cfg):

@@ -1460,7 +1460,10 @@ async def serve(args):
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        # A SIGINT ignored from the start (a background job of tools/run_demo.sh) stays ignored: Ctrl-C there
+        # is for the client, which de-registers with this server before the script stops it (SIGTERM)
+        if sig != signal.SIGINT or signal.getsignal(sig) is not signal.SIG_IGN:
+            loop.add_signal_handler(sig, stop.set)
     reading = set()  # endpoints with a read in flight (no pile-up when a client is slow or asleep)
     tasks = set()
 

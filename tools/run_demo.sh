@@ -8,10 +8,14 @@ cd "$(dirname "$0")/.."
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5683}
 ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
-BOARD=${BOARD:-unix}       # the board profile: unix = simulated sensors, button, LED, lamp and GNSS
+BOARD=${BOARD-unix}        # the board profile: unix = simulated sensors, button, LED, lamp and GNSS; empty: none
 HEAP=${HEAP:-160k}         # the unix profile needs about 141k on this 64-bit port; a 32-bit board needs far less
 CLIENT_ARGS=${CLIENT_ARGS:-}  # more client options, e.g. CLIENT_ARGS="--lifetime 60"
 SERVER_ARGS=${SERVER_ARGS:-}  # more server options, e.g. SERVER_ARGS="--observe /3/0/13 --pmax 5"
+# The unix profile's simulated room temperature and button, observed unless other server options are given
+if [ -z "$SERVER_ARGS" ] && [ "$BOARD" = unix ]; then
+  SERVER_ARGS="--observe /3303/0/5700 --observe /3347/0/5501 --pmin 2 --pmax 10"
+fi
 
 .venv/bin/python tools/lwm2m_server.py --port "$PORT" $SERVER_ARGS &
 server=$!
@@ -31,4 +35,4 @@ done
 # interpreter's frozen modules (asyncio) importable: MICROPYPATH replaces sys.path.
 cd build/mpy
 MICROPYPATH=.frozen ../../.venv/bin/micropython -X heapsize="$HEAP" -m lwm2m_mpy \
-  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT" --board "$BOARD" $CLIENT_ARGS
+  --server "coap://$HOST:$PORT" --endpoint "$ENDPOINT" ${BOARD:+--board "$BOARD"} $CLIENT_ARGS
