@@ -16,6 +16,11 @@
 #           CircuitPython: the sources into the mounted drive (PORT=/media/$USER/CIRCUITPY), code.py;
 #           blinka runs in place. BOARD must be given (its default, unix, is for `make run`).
 #           config.json comes from tools/mkconfig.py; without CONFIG the board keeps the one it has.
+#   package a firmware-update package for object 5 (tools/package.py, docs/fota.md): `make package
+#           TYPE=files IN=build/deploy/pico_w OUT=pico_w-1.1.pkg VERSION=1.1 [NAME=...]`. TYPE=esp32: IN
+#           is the .app-bin of an ESP32_GENERIC-OTA build; files: IN is a folder (rp2, CircuitPython: e.g.
+#           what `make deploy DRY_RUN=1` compiled into build/deploy/BOARD); raw: any file (file sink).
+#           Prints the header and, for files, the archive's list. `make package INFO=pkg.bin` shows one.
 #   clean   remove build/
 #
 # Variables (override on the command line: `make run PORT=5690`)
@@ -36,6 +41,10 @@
 #   MPREMOTE        mpremote for `make deploy`                     [.venv/bin/mpremote]  MPREMOTE=echo prints the command
 #   DRY_RUN         DRY_RUN=1: `make deploy` compiles and prints the plan, copies nothing  [empty]
 #   DEPLOY_ARGS     more tools/deploy.py options                   [empty]  e.g. DEPLOY_ARGS='--add aio'
+#   TYPE, IN        `make package`: esp32 | files | raw, and the image file or folder (both required)
+#   OUT             the package file `make package` writes         [build/package.bin]
+#   NAME, VERSION   its /5/0/6 PkgName and /5/0/7 PkgVersion       [IN's name, the UTC time]
+#   INFO            `make package INFO=FILE`: print FILE's header and check its payload instead
 # Environment read by the tests (not by make itself)
 #   LWM2M_MPY_TREE  set to build/mpy to run the micropython test items against the compiled tree
 #                   (`make test LWM2M_MPY_TREE=build/mpy`)
@@ -55,6 +64,12 @@ CONFIG          ?=
 MPREMOTE        ?=
 DRY_RUN         ?=
 DEPLOY_ARGS     ?=
+TYPE            ?=
+IN              ?=
+OUT             ?= build/package.bin
+NAME            ?=
+VERSION         ?=
+INFO            ?=
 
 VENV       := .venv
 VENV_STAMP := $(VENV)/.stamp
@@ -70,7 +85,7 @@ NODE_STAMP := $(if $(wildcard $(NODELIB)/package.json),$(NODELIB)/node_modules/.
 MPY_SRC := $(shell find lwm2m_mpy -name '*.py' 2>/dev/null) $(wildcard boards/*.py)
 MPY_OUT := $(patsubst %.py,$(MPY_DIR)/%.mpy,$(MPY_SRC))
 
-.PHONY: setup test mpy run bench clean peers deploy
+.PHONY: setup test mpy run bench clean peers deploy package
 
 # `make deploy` needs a board named on purpose: BOARD's default (unix) is `make run`'s. Checked while the
 # Makefile is read, before any prerequisite (the venv) is built.
@@ -130,6 +145,15 @@ bench: $(VENV_STAMP) mpy
 deploy: $(VENV_STAMP)
 	$(if $(MPREMOTE),MPREMOTE='$(MPREMOTE)') MPY_CROSS_FLAGS='$(MPY_CROSS_FLAGS)' $(VENV)/bin/python tools/deploy.py $(BOARD) \
 	  $(if $(DEPLOY_PORT),--port '$(DEPLOY_PORT)') $(if $(CONFIG),--config '$(CONFIG)') $(if $(DRY_RUN),--dry-run) $(DEPLOY_ARGS)
+
+# Host side only (CPython standard library): no venv needed.
+package:
+ifneq ($(INFO),)
+	$(PYTHON) tools/package.py --info '$(INFO)'
+else
+	@test -n '$(TYPE)' -a -n '$(IN)' || { echo "error: make package needs TYPE=esp32|files|raw and IN=FILE_OR_FOLDER (or INFO=PKG)" >&2; exit 2; }
+	$(PYTHON) tools/package.py --type '$(TYPE)' -o '$(OUT)' $(if $(NAME),--name '$(NAME)') $(if $(VERSION),--version '$(VERSION)') '$(IN)'
+endif
 
 clean:
 	rm -rf build

@@ -26,6 +26,11 @@ Figures (printed as a table and written to bench/results.json):
            (tools/dtls_front.py before tools/lwm2m_server.py): time to Finish and to registered.
   9. boards  .mpy bytes tools/deploy.py ships per MicroPython profile; the unix profile's heap (bench/mpy_board.py:
            after Client(), after its objects and parts, registered) and the smallest heap that serves it.
+ 10. firmware pull  lwm2m_mpy/fota/pull.py against tools/package_server.py (1024-byte blocks), inside
+           MicroPython (bench/mpy_pull.py): heap after importing it and after Pull(), the peak of
+           gc.mem_alloc() after gc.collect() sampled every 16th block during a 64 KiB and a 1 MiB pull (they
+           must agree within 1 KiB: memory does not depend on the size), and the download speed over
+           loopback from a bare poll loop and from a registered Client's loop (board.drive).
 Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
 bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
 (SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
@@ -72,7 +77,7 @@ BOARD_EXCLUDE = ("lwm2m_mpy/__main__.mpy", "lwm2m_mpy/aio.mpy", "lwm2m_mpy/_comp
 CLIENT_EXTRA = tuple("lwm2m_mpy/%s.mpy" % m for m in ("objects/core", "tables/o0", "tables/o1", "tables/o2", "tables/o3"))
 ON_DEMAND = tuple("lwm2m_mpy/%s.mpy" % m for m in ("core/changes", "core/attributes", "core/observe", "core/composite",
                                                    "codec/reader", "codec/link", "codec/senml", "codec/cbor",
-                                                   "core/persist", "core/servers", "core/bootstrap", "core/access",
+                                                   "core/persist", "core/servers", "core/bootstrap", "core/access", "core/blockwise", "coap/block",
                                                    "tables/o2", "transport/dtls"))
 BUILD_BENCH = ROOT / "build" / "bench"  # the generated 3303 table for bench/mpy_notify.py
 OBSERVE_HEAP_KIB, OBSERVE_LARGE_KIB = 64, 128
@@ -411,10 +416,10 @@ def smallest_heap(server):
 def client_module(k):
     """Is build/mpy's `k` part of the client every board carries? Not the CLI, the asyncio driver, the
     CircuitPython/CPython shims, the board profiles and their loader, drivers, IPSO objects and tables
-    beyond objects 0-3 (those are per profile: section 9)."""
+    beyond objects 0-3, firmware update (those are per profile: section 9)."""
     if k in BOARD_EXCLUDE or not k.startswith("lwm2m_mpy/") or k == "lwm2m_mpy/board.mpy":
         return False
-    if k.startswith(("lwm2m_mpy/drivers/", "lwm2m_mpy/objects/", "lwm2m_mpy/tables/")):
+    if k.startswith(("lwm2m_mpy/drivers/", "lwm2m_mpy/objects/", "lwm2m_mpy/tables/", "lwm2m_mpy/fota/")):
         return k in CLIENT_EXTRA
     return True
 
@@ -774,6 +779,42 @@ def boards_figures():
     return res
 
 
+# --- 10: firmware pull ----------------------------------------------------------------------------------
+
+PULL_HEAP = "256k"
+PULL_SIZES = (("small", 64 * 1024), ("large", 1024 * 1024))
+BUDGET_PULL_SPREAD = 1024  # bytes: the peak heap of a 1 MiB pull vs a 64 KiB one
+PACKAGES = BUILD_BENCH / "packages"
+
+
+def pull_figures():
+    """Section 10: bench/mpy_pull.py against tools/package_server.py (random files in build/bench/packages)
+    and, for the pull from a client's loop, tools/lwm2m_server.py."""
+    from lwm2m_server import ServerThread
+    from package_server import PackageServerThread
+
+    PACKAGES.mkdir(parents=True, exist_ok=True)
+    for name, size in PULL_SIZES:
+        f = PACKAGES / ("%s.bin" % name)
+        if not f.exists() or f.stat().st_size != size:
+            f.write_bytes(os.urandom(size))
+    with ServerThread(request_timeout=5.0) as srv, PackageServerThread(PACKAGES) as pkg:
+        out = mpy_json("mpy_pull.py", PULL_HEAP, "PULL", 90.0, mpy_env(),
+                       (pkg.uri_for("small.bin"), pkg.uri_for("large.bin"), srv.uri, 30))
+        out["requests"] = len(pkg.requests)
+    for name, size in PULL_SIZES:
+        run = out[name]
+        if run["result"] != 0 or run["bytes"] != size:
+            raise RuntimeError("%s pull: result %s after %d of %d bytes" % (name, run["result"], run["bytes"], size))
+        run["held"] = run["peak"] - run["before"]  # what the pull takes at its peak
+    out["spread"] = out["large"]["held"] - out["small"]["held"]
+    for key in ("speed", "loop"):
+        run = out.get(key)
+        if run and run["result"] == 0 and run["ms"]:
+            run["kib_s"] = run["bytes"] / 1024 / (run["ms"] / 1000)
+    return out
+
+
 # --- environment ----------------------------------------------------------------------------------------
 
 def cpu_model():
@@ -999,6 +1040,27 @@ def report(res):
     else:
         row("error", res.get("boards_error") or "not run")
 
+    section("10. firmware pull (fota/pull.py vs tools/package_server.py, 1024-byte blocks, %s heap, bench/mpy_pull.py)"
+            % PULL_HEAP)
+    d = res.get("pull")
+    if isinstance(d, dict):
+        row("import fota/pull.py (message layer loaded)", "+%d B" % (d["imported"] - d["resident"]))
+        row("Pull() made (Exchange, buffers)", "+%d B" % (d["small"]["made"] - d["small"]["before"]))
+        for name, label in (("small", "64 KiB"), ("large", "1 MiB")):
+            r = d[name]
+            row("peak heap during a %s pull" % label, "%d B: +%d B over before it (%d samples, every 16th block)"
+                % (r["peak"], r["held"], r["samples"]))
+        row("1 MiB peak vs 64 KiB peak (over each one's start)", "%+d B" % d["spread"],
+            "%s  within %s" % (mark(abs(d["spread"]) <= BUDGET_PULL_SPREAD), kib(BUDGET_PULL_SPREAD)))
+        for key, label in (("speed", "bare poll loop"), ("loop", "a registered Client's loop")):
+            r = d.get(key)
+            if r and r.get("kib_s"):
+                row("throughput, %s" % label, "%.0f KiB/s  (1 MiB in %d ms)" % (r["kib_s"], r["ms"]))
+            else:
+                row("throughput, %s" % label, "no result (%s)" % ((r or {}).get("result"),))
+    else:
+        row("error", res.get("pull_error") or "not run")
+
     # Section titles span the line; names and values form two columns, budgets a third.
     width = min(46, max(len(r[0]) for r in rows if r[1]) + 2)
     vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
@@ -1042,6 +1104,10 @@ def budgets(res):
         if h["all_fit"]:
             out.append({"name": "heap per observation <= %d B" % BUDGET_OBSERVATION, "value": h["per_observation"],
                         "pass": h["per_observation"] <= BUDGET_OBSERVATION})
+    d = res.get("pull")
+    if isinstance(d, dict):
+        out.append({"name": "pull peak heap 1 MiB vs 64 KiB within %d B" % BUDGET_PULL_SPREAD, "value": d["spread"],
+                    "pass": abs(d["spread"]) <= BUDGET_PULL_SPREAD})
     return out
 
 
@@ -1100,6 +1166,8 @@ def main():
         attempt(res, "cold", cold)
         print("bench: board profiles ...", file=sys.stderr, flush=True)
         attempt(res, "boards", boards_figures)
+        print("bench: firmware pull ...", file=sys.stderr, flush=True)
+        attempt(res, "pull", pull_figures)
     except BenchTimeout as e:
         res["incomplete"] = str(e)
     finally:

@@ -15,4 +15,4 @@ OBJECTS = (
     (3202, 0, "knob", {"app": "knob", "every": 1}),
     (4, 0, None, {}),
 )
-FOTA = None
+FOTA = "file"  # updates land in a file (fota/file_sink.py): the desktop has nothing to flash

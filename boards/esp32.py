@@ -20,4 +20,4 @@ OBJECTS = (
     (3202, 0, "knob", {"app": "potentiometer"}),
     (4, 0, None, {}),
 )
-FOTA = "esp32_ota"  # issue 7: the OTA partitions of an ESP32_GENERIC-OTA build
+FOTA = "esp32"  # firmware updates into the OTA partitions of an ESP32_GENERIC-OTA build (lwm2m_mpy/fota/esp32_sink.py)

@@ -19,4 +19,4 @@ OBJECTS = (
     (3202, 0, "knob", {"app": "potentiometer"}),
     (4, 0, None, {}),
 )
-FOTA = "esp32_ota"
+FOTA = "esp32"  # the OTA partitions (lwm2m_mpy/fota/esp32_sink.py)

@@ -19,4 +19,4 @@ OBJECTS = (
     (3202, 0, "knob", {"app": "potentiometer"}),
     (4, 0, None, {}),
 )
-FOTA = "files"
+FOTA = "files"  # an update replaces the application's files (fota/files_sink.py, boot.py runs fota/guard.py)

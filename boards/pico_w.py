@@ -19,4 +19,4 @@ OBJECTS = (
     (3202, 0, "knob", {"app": "potentiometer"}),
     (4, 0, None, {}),
 )
-FOTA = "files"  # issue 7: rp2 has no OTA partitions; an update replaces the application's files
+FOTA = "files"  # rp2 has no OTA partitions: an update replaces the application's files (fota/files_sink.py, boot.py runs fota/guard.py)

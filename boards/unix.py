@@ -23,4 +23,4 @@ OBJECTS = (
     (4, 0, None, {}),
     (6, 0, "gnss", {}),
 )
-FOTA = None
+FOTA = "file"  # updates land in a file (fota/file_sink.py): the desktop has nothing to flash

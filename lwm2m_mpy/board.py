@@ -9,7 +9,7 @@ import json
 import sys
 import time
 
-from ._compat import ticks_ms, ticks_diff, ticks_add, print_exception
+from ._compat import ticks_ms, ticks_diff, ticks_add, print_exception, reset
 
 # config.json keys that are Client keyword arguments as they stand
 _PLAIN = ("lifetime", "binding", "queue", "awake_s", "retry_s", "state", "bootstrap", "confirm", "store")
@@ -39,6 +39,11 @@ def needs(prof):
     for oid, iid, part, cfg in prof.OBJECTS:
         mods.add("objects." + module(oid))
         mods.add("tables.o%d" % oid)
+    fota = getattr(prof, "FOTA", None)
+    if fota:  # object 5 with its sink (docs/fota.md): the verifier, the puller, and the guard of a files sink
+        mods.update(("objects.firmware", "tables.o5", "fota.package", "fota.pull", "fota.%s_sink" % fota))
+        if fota == "files":
+            mods.add("fota.guard")
     return sorted(mods)
 
 
@@ -62,6 +67,12 @@ def setup(client, prof):
         gc.collect()
         make = __import__("lwm2m_mpy.objects." + module(oid), None, None, ("make",)).make
         insts.append(make(client, oid, iid, parts.get(part), cfg))
+    fota = getattr(prof, "FOTA", None)
+    if fota:  # object 5 Firmware Update into the profile's sink (docs/fota.md)
+        gc.collect()
+        sink = __import__("lwm2m_mpy.fota.%s_sink" % fota, None, None, ("Sink",)).Sink(None, reset or client.restart)
+        make = __import__("lwm2m_mpy.objects.firmware", None, None, ("make",)).make
+        insts.append(make(client, 5, 0, sink, {}))
     drive(client, insts, log)
     # The profile's data (its dicts and tuples: about 3 KiB of heap) is not needed again
     name = getattr(prof, "__name__", "")

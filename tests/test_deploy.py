@@ -104,7 +104,7 @@ def expected_library(name, port="micropython"):
         never = never - {"_compat_other.py"}
     keep = set()
     for p in tree:
-        if p in never or p.startswith("drivers/"):
+        if p in never or p.startswith(("drivers/", "fota/")):  # per profile: PARTS and FOTA
             continue
         if p.startswith("objects/") and p != "objects/core.py":
             continue
@@ -118,6 +118,8 @@ def expected_library(name, port="micropython"):
     # needs() itself, checked against the profile: each part's driver, each object's table
     assert {"drivers/%s.py" % d for d, _ in prof.PARTS.values()} <= keep
     assert {"tables/o%d.py" % o[0] for o in prof.OBJECTS} <= keep
+    if prof.FOTA:  # object 5 and its sink
+        assert {"objects/firmware.py", "tables/o5.py", "fota/%s_sink.py" % prof.FOTA} <= keep
     while True:
         more = set().union(*(library_imports(p) for p in keep)) - never - keep
         if not more:
@@ -165,6 +167,8 @@ def test_micropython_profile_ships_exactly_what_it_needs(name, tmp_path):
     files, total = listing(r.stdout, ".mpy")
     want = {"lwm2m_mpy/%s.mpy" % p[:-3] for p in expected_library(name)}
     want |= {"boards/%s.mpy" % name, "main.py"}
+    if getattr(board_mod.profile(name), "FOTA", None) == "files":
+        want.add("boot.py")  # fota/guard.py swaps updates in before main.py
     assert set(files) == want, (sorted(set(files) - want), sorted(want - set(files)))
 
     # every listed file is in BUILD/NAME with the size printed; the .mpy files are MicroPython's
@@ -190,7 +194,7 @@ def test_micropython_profile_ships_exactly_what_it_needs(name, tmp_path):
     if uses_sim:  # its GNSS parses NMEA with drivers/nmea.py, imported inside a function: it comes along
         assert "lwm2m_mpy/drivers/nmea.mpy" in files
         assert "note: lwm2m_mpy/drivers/nmea.py comes along: lwm2m_mpy/drivers/sim.py imports it" in r.stdout
-    assert not [d for d in files if d.endswith(".py") and d != "main.py"]
+    assert not [d for d in files if d.endswith(".py") and d not in ("main.py", "boot.py")]
 
     # the mpremote call copies exactly these files, into folders it makes, after the clean-up
     cmds = echoed(r.stdout, "/dev/ttyFAKE0")
@@ -273,6 +277,8 @@ def test_circuitpython_profile_ships_sources_with_the_shims(name, tmp_path):
     files, total = listing(r.stdout, ".py")
     want = {"lwm2m_mpy/" + p for p in expected_library(name, "circuitpython")}
     want |= {"boards/%s.py" % name, "code.py"}
+    if board_mod.profile(name).FOTA == "files":
+        want.add("boot.py")  # remounts the drive for the board and runs fota/guard.py
     assert set(files) == want, (sorted(set(files) - want), sorted(want - set(files)))
     # dtls.py goes along: a coaps:// URI (from a bootstrap) gets its clear "no DTLS here" error
     assert "lwm2m_mpy/_compat_other.py" in files and "lwm2m_mpy/transport/dtls.py" in files
@@ -294,7 +300,8 @@ def test_circuitpython_profile_ships_sources_with_the_shims(name, tmp_path):
     got = {p.relative_to(drive).as_posix() for p in drive.rglob("*") if p.is_file()}
     assert got == want | {"config.json", "boot_out.txt"}
     for dest in want:
-        src = ROOT / ("boards/examples/%s.py" % name if dest == "code.py" else dest)
+        src = ROOT / ("boards/examples/%s.py" % name if dest == "code.py" else
+                      "boards/examples/boot_circuitpython.py" if dest == "boot.py" else dest)
         assert (drive / dest).read_bytes() == src.read_bytes(), dest
 
 
@@ -581,13 +588,14 @@ def test_deployed_unix_profile_registers_from_the_board_folder(emulated_board, m
             src = cfg if dest == "config.json" else tmp_path / "build" / "unix" / dest
             assert (root / dest).read_bytes() == src.read_bytes(), dest
 
-        client = e2e.ClientProcess([micropython, "-X", "heapsize=128k", "main.py"],
+        client = e2e.ClientProcess([micropython, "-X", "heapsize=160k", "main.py"],  # make run's heap
                                    dict(os.environ, MICROPYPATH=".frozen"), root)
         try:
             server.wait_for("register", "deployed-unix", timeout=30)
             links = {path for path, _ in server.registration("deployed-unix").links}
-            for p in ("/3/0", "/3303/0", "/3347/0", "/3201/0", "/4/0", "/6"):  # /6/0 comes at the first fix
+            for p in ("/3/0", "/3303/0", "/3347/0", "/3201/0", "/4/0", "/5/0"):
                 assert p in links, (p, links, client.output())
+            assert "/6" in links or "/6/0" in links  # /6/0 comes at the GNSS's first fix, in an Update
             assert server.read("deployed-unix", "/3303/0/5700", accept=lws.TEXT).code == "2.05"
         finally:
             client.kill()

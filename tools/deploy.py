@@ -106,7 +106,7 @@ def resident(path):
     may load on demand."""
     if path in NEVER:
         return False
-    if path.startswith("drivers/"):
+    if path.startswith(("drivers/", "fota/")):  # per profile: its PARTS and FOTA (board.needs)
         return False
     if path.startswith("objects/"):
         return path in ("objects/core.py", "objects/__init__.py")
@@ -371,7 +371,18 @@ def stage_micropython(name, files, build):
     compile_all(jobs)
     shutil.copyfile(os.path.join(ROOT, "boards", "examples", name + ".py"), os.path.join(stage, "main.py"))
     out.append("main.py")
+    if boot_file(name, "micropython"):  # FOTA "files": the guard runs before main.py
+        shutil.copyfile(boot_file(name, "micropython"), os.path.join(stage, "boot.py"))
+        out.append("boot.py")
     return [(p, os.path.join(stage, p)) for p in out]
+
+
+def boot_file(name, port):
+    """The boot.py a profile needs (FOTA "files": fota/guard.py swaps updates in before the main program),
+    or None."""
+    if getattr(load_profile(name), "FOTA", None) != "files":
+        return None
+    return os.path.join(ROOT, "boards", "examples", "boot_circuitpython.py" if port == "circuitpython" else "boot.py")
 
 
 def plan_circuitpython(name, files):
@@ -379,6 +390,8 @@ def plan_circuitpython(name, files):
     out = [("%s/%s" % (PACKAGE, p), os.path.join(ROOT, PACKAGE, p)) for p in files]
     out.append(("boards/%s.py" % name, os.path.join(ROOT, "boards", name + ".py")))
     out.append(("code.py", os.path.join(ROOT, "boards", "examples", name + ".py")))
+    if boot_file(name, "circuitpython"):
+        out.append(("boot.py", boot_file(name, "circuitpython")))
     return out
 
 
@@ -506,7 +519,8 @@ def deploy(args):
     items = stage_micropython(name, files, build)
     sources = {}
     for dest, src in [("%s/%s" % (PACKAGE, p), os.path.join(ROOT, PACKAGE, p)) for p in files] + [
-            ("boards/%s.py" % name, os.path.join(ROOT, "boards", name + ".py")), ("main.py", example)]:
+            ("boards/%s.py" % name, os.path.join(ROOT, "boards", name + ".py")), ("main.py", example)] + (
+            [("boot.py", boot_file(name, port))] if boot_file(name, port) else []):
         with open(src) as f:
             sources[rel(src)] = (f.read(), dest)
     shipped_modules = {"%s.%s" % (PACKAGE, p[:-3].replace("/", ".")) for p in files}
@@ -519,7 +533,7 @@ def deploy(args):
         items.append(("config.json", os.path.abspath(args.config)))
     listing("%s (micropython): %d files for %s, compiled into %s/" % (
         name, len(items), args.port or "the board", rel(os.path.join(build, name))), items, ".mpy",
-        {"main.py": rel(example), "config.json": args.config})
+        {"main.py": rel(example), "config.json": args.config, "boot.py": boot_file(name, port) and rel(boot_file(name, port))})
     brought(pulled)
     for n in notes:
         print("note: %s" % n)

@@ -39,8 +39,8 @@ _RESOURCE = const(3)
 def decode(dm, obj, m, need, plen):
     """Payload -> list of (rid, value or {riid: value}) after checking every target; nothing applied yet."""
     cf = m.uint(_CONTENT_FORMAT)
-    if m.pl == m.n:
-        raise CoapError(128, "no payload")
+    if m.pl == m.n and cf not in _TEXT_FMTS and cf not in _OPAQUE_FMTS:  # empty text/opaque: an empty value
+        raise CoapError(128, "no payload")  # (an empty Package URI cancels a firmware download, E.6)
     path = dm.path
     buf = m.buf
     if cf is None:

@@ -117,7 +117,7 @@ class DM:
                 accept = m.uint(_ACCEPT)
             elif num == _OBSERVE:
                 observe = True
-            elif num & 1 and num not in (3, 7, 15):  # RFC 7252 §5.4.1: other critical options: 4.02
+            elif num & 1 and num not in (3, 7, 15, 27):  # RFC 7252 §5.4.1: other critical options: 4.02
                 raise CoapError(130, "unrecognised critical option %d" % num)
         self.plen = plen
         code = m.code
@@ -140,6 +140,8 @@ class DM:
             return self._lazy("core.attributes").discover(self, obj, w)
         if code == _PUT and m.pl == m.n and m.find(_CONTENT_FORMAT) < 0 and m.find(_URI_QUERY) >= 0:
             return self._lazy("core.attributes").write_attributes(self, obj, m)
+        if m.find(27) >= 0:  # Block1 (RFC 7959): a Write into a stream, block by block
+            return self._lazy("core.blockwise").write(self, obj, m, w)
         if code == _PUT or code == _POST and plen == 2:
             return self._lazy("core.changes").write(self, obj, m, code == _PUT)
         if code == _POST and plen == 1:
