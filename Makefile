@@ -30,7 +30,7 @@
 #   MPY_CROSS_FLAGS extra mpy-cross flags, `make mpy` and `deploy` [empty]  e.g. MPY_CROSS_FLAGS=-O2
 #   HOST, PORT      where `make run` serves and the client goes   [127.0.0.1, 5683]
 #   ENDPOINT        client endpoint name for `make run`           [lwm2m-mpy-demo]
-#   HEAP            the client's heap in `make run` (-X heapsize)  [160k: the unix profile needs ~141k here]
+#   HEAP            the client's heap in `make run` (-X heapsize)  [160k: the unix profile needs ~133-141k here]
 #   BOARD           board profile for `make run` (boards/NAME.py)   [unix]
 #   CLIENT_ARGS     more client options for `make run`            [empty]  e.g. CLIENT_ARGS='--lifetime 60'
 #   SERVER_ARGS     more server options for `make run`            [empty]  e.g. SERVER_ARGS='--observe /3/0/13 --pmax 5'

@@ -9,7 +9,7 @@ HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-5683}
 ENDPOINT=${ENDPOINT:-lwm2m-mpy-demo}
 BOARD=${BOARD-unix}        # the board profile: unix = simulated sensors, button, LED, lamp and GNSS; empty: none
-HEAP=${HEAP:-160k}         # the unix profile needs about 141k on this 64-bit port; a 32-bit board needs far less
+HEAP=${HEAP:-160k}         # the unix profile needs about 133-141k on this 64-bit port; a 32-bit board needs far less
 CLIENT_ARGS=${CLIENT_ARGS:-}  # more client options, e.g. CLIENT_ARGS="--lifetime 60"
 SERVER_ARGS=${SERVER_ARGS:-}  # more server options, e.g. SERVER_ARGS="--observe /3/0/13 --pmax 5"
 # The unix profile's simulated room temperature and button, observed unless other server options are given
