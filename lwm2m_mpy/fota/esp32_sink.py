@@ -13,7 +13,7 @@ from micropython import const
 import os
 
 from .._compat import reset
-from .package import FotaError, sha256
+from .package import FotaError, keep, sha256
 
 _BLOCK = const(4096)  # the partition's erase sector: one is buffered, the rest of the image is in flash
 _NO_ROOM = const(2)  # Update Result: not enough flash
@@ -116,16 +116,7 @@ class Sink:
 
     def header(self, data=None):
         """Keep the package header (data), or return the kept one (None: there is none)."""
-        path = self.path + ".head"
-        if data is not None:
-            with open(path, "wb") as f:
-                f.write(data)
-            return None
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
+        return keep(self.path + ".head", data)
 
     def apply(self):
         """Boot the new image: the marker names it, set_boot(), then the restart (machine.reset)."""

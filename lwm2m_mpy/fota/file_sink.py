@@ -7,7 +7,7 @@ from micropython import const
 import os
 
 from .._compat import reset
-from .package import FotaError
+from .package import FotaError, keep
 
 _NO_ROOM = const(2)  # Update Result: not enough flash
 _FAILED = const(8)
@@ -80,16 +80,7 @@ class Sink:
 
     def header(self, data=None):
         """Keep the package header (data) for a resume, or return the kept one (None: there is none)."""
-        path = self.path + ".head"
-        if data is not None:
-            with open(path, "wb") as f:
-                f.write(data)
-            return None
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
+        return keep(self.path + ".head", data)
 
     def apply(self):
         """The downloaded file takes the place of the old one, marked new until confirm(); then the

@@ -11,7 +11,7 @@ import struct
 
 from .._compat import reset
 from . import guard
-from .package import FotaError
+from .package import FotaError, keep
 
 _NO_ROOM = const(2)  # Update Result: not enough flash
 _INTEGRITY = const(5)
@@ -113,16 +113,7 @@ class Sink:
 
     def header(self, data=None):
         """Keep the package header (data), or return the kept one (None: there is none)."""
-        path = self.base + "/head"
-        if data is not None:
-            with open(path, "wb") as f:
-                f.write(data)
-            return None
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            return None
+        return keep(self.base + "/head", data)
 
     def apply(self):
         """Mark the staged files for guard.boot() and reset (the restart given at construction)."""

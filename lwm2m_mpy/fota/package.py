@@ -166,3 +166,16 @@ class Package:
         if self.log:
             self.log("fota: resuming at %d of %d" % (self.offset, self.size))
         return self.offset
+
+
+def keep(path, data=None):
+    """A sink's package header for a resume: written to `path` (data), or read back (None: none kept)."""
+    if data is not None:
+        with open(path, "wb") as f:
+            f.write(data)
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
