@@ -72,7 +72,13 @@ package("lwm2m_mpy", files=[
     "tables/o4.py",
     "tables/o5.py",
     "tables/o6.py",
+    "transport/at.py",
     "transport/dtls.py",
+    "transport/modem.py",
+    "transport/modem_bg95.py",
+    "transport/modem_nrf91.py",
+    "transport/modem_sara.py",
+    "transport/modem_sim7080.py",
     "transport/udp.py",
 ], opt=3)
 package("boards", files=[

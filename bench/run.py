@@ -417,7 +417,8 @@ def client_module(k):
     """Is build/mpy's `k` part of the client every board carries? Not the CLI, the asyncio driver, the
     CircuitPython/CPython shims, the board profiles and their loader, drivers, IPSO objects and tables
     beyond objects 0-3, firmware update (those are per profile: section 9)."""
-    if k in BOARD_EXCLUDE or not k.startswith("lwm2m_mpy/") or k == "lwm2m_mpy/board.mpy":
+    if k in BOARD_EXCLUDE or not k.startswith("lwm2m_mpy/") or k == "lwm2m_mpy/board.mpy" or \
+            k.startswith(("lwm2m_mpy/transport/at", "lwm2m_mpy/transport/modem")):
         return False
     if k.startswith(("lwm2m_mpy/drivers/", "lwm2m_mpy/objects/", "lwm2m_mpy/tables/", "lwm2m_mpy/fota/")):
         return k in CLIENT_EXTRA

@@ -3,8 +3,9 @@
 Options (README "Command line"): --server URI --endpoint NAME --lifetime S --binding B --lwm2m 1.1|1.0
 --no-root-link --retry S --queue --awake S --confirm N --store N --psk-id ID --psk-key HEX --state FILE
 --bootstrap URI --config FILE --cert DER --cert-key DER --server-cert DER --seconds S --board NAME --quiet
+--modem sim7080|bg95|sara-r5|nrf91 --uart PATH|tcp:HOST:PORT --apn NAME
 --help (coaps:// servers need the PSK or the certificate options; --bootstrap without --server starts
-factory-empty and bootstraps).
+factory-empty and bootstraps; --modem speaks UDP through a cellular modem's AT commands, coap:// only).
 Defaults are Client()'s own.
 """
 import sys
@@ -22,7 +23,7 @@ def parse(argv):
     # pool's next growth (about 3.6 KiB at once) decides whether Observe still loads in a 64 KiB heap.
     # Valued options map in order onto Client keyword arguments.
     valued = ("--server --endpoint --seconds --board --lifetime --binding --lwm2m --retry --awake --confirm --store"
-              " --psk-id --psk-key --state --bootstrap --config --cert --cert-key --server-cert")
+              " --psk-id --psk-key --state --bootstrap --config --cert --cert-key --server-cert --modem --uart --apn")
     keywords = "lifetime binding version retry_s awake_s confirm store"
     flags = "--no-root-link --queue --quiet".split()
     kw = {"log": lambda msg: print("lwm2m:", msg), "buffer": _TX}
@@ -30,6 +31,7 @@ def parse(argv):
     certs = [b"", b"", b""]
     args = ["lwm2m-mpy", None]  # endpoint, server (coap://127.0.0.1:5683 unless bootstrapping)
     seconds = board = None
+    modem = [None, None, None]  # --modem, --uart, --apn
     valued = valued.split()
     i = 0
     while i < len(argv):
@@ -46,13 +48,16 @@ def parse(argv):
                   " [--binding U] [--lwm2m 1.1|1.0] [--no-root-link] [--retry S] [--queue] [--awake S]"
                   " [--confirm N] [--store N] [--psk-id ID --psk-key HEX] [--cert DER --cert-key DER --server-cert DER]"
                   " [--state FILE] [--bootstrap URI]"
-                  " [--config FILE] [--seconds S] [--board NAME] [--quiet]")
+                  " [--config FILE] [--seconds S] [--board NAME] [--quiet]"
+                  " [--modem sim7080|bg95|sara-r5|nrf91 --uart PATH|tcp:HOST:PORT [--apn NAME]]")
             return 0 if a in ("-h", "--help") else 2
         k = valued.index(a)
         if k < 2:  # --server, --endpoint
             args[1 - k] = v
         elif k == 2:
             seconds = float(v)
+        elif k > 18:  # --modem, --uart, --apn
+            modem[k - 19] = v
         elif k >= 16:  # --cert, --cert-key, --server-cert: DER files (Security /0/0/3, /0/0/5, /0/0/4)
             with open(v, "rb") as f:
                 certs[k - 16] = f.read()
@@ -68,6 +73,20 @@ def parse(argv):
             kw[keywords.split()[k - 4]] = v if k in (5, 6) else int(v)
     if args[1] is None and "bootstrap" not in kw and "config" not in kw:
         args[1] = "coap://127.0.0.1:5683"
+    if modem[0]:  # UDP over the modem's AT sockets (docs/modem.md)
+        uri = args[1] or ""
+        if not uri.startswith("coap://") or not modem[1]:
+            print("--modem needs --uart and a coap:// --server (coaps:// over a modem is not supported yet)")
+            return 2
+        host, _, port = uri[7:].split("/")[0].partition(":")
+        from lwm2m_mpy.transport.at import open_stream
+        from lwm2m_mpy.transport.modem import for_modem
+
+        try:
+            kw["transport"] = for_modem(modem[0], open_stream(modem[1]), host, int(port or 5683), modem[2], kw["log"])
+        except (ValueError, OSError) as e:  # an unknown modem, no such device
+            print(e)
+            return 2
     return args, kw, seconds, board
 
 

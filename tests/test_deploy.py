@@ -104,8 +104,8 @@ def expected_library(name, port="micropython"):
         never = never - {"_compat_other.py"}
     keep = set()
     for p in tree:
-        if p in never or p.startswith(("drivers/", "fota/")):  # per profile: PARTS and FOTA
-            continue
+        if p in never or p.startswith(("drivers/", "fota/", "transport/at", "transport/modem")):
+            continue  # per profile: PARTS, FOTA; the cellular transports only when asked for
         if p.startswith("objects/") and p != "objects/core.py":
             continue
         if p.startswith("tables/") and p not in ("tables/o0.py", "tables/o1.py", "tables/o2.py", "tables/o3.py"):

@@ -108,6 +108,8 @@ def resident(path):
         return False
     if path.startswith(("drivers/", "fota/")):  # per profile: its PARTS and FOTA (board.needs)
         return False
+    if path.startswith(("transport/at", "transport/modem")):  # cellular (docs/modem.md): --add transport.modem_bg95
+        return False
     if path.startswith("objects/"):
         return path in ("objects/core.py", "objects/__init__.py")
     if path.startswith("tables/"):
