@@ -31,6 +31,8 @@ Figures (printed as a table and written to bench/results.json):
            gc.mem_alloc() after gc.collect() sampled every 16th block during a 64 KiB and a 1 MiB pull (they
            must agree within 1 KiB: memory does not depend on the size), and the download speed over
            loopback from a bare poll loop and from a registered Client's loop (board.drive).
+  11. cellular  bytes over the UART per registration and per notification for each modem dialect
+           (tools/modem_emu.py's counters).
 Budgets are shown as PASS/OVER next to the figures; nothing is asserted (exit status 0 unless the
 bench itself could not run or hit its watchdog). Loopback only; every wait is bounded, a watchdog
 (SIGALRM) bounds the whole run, and every child is killed (its process group) on the way out.
@@ -780,6 +782,44 @@ def boards_figures():
     return res
 
 
+# --- 11: cellular modems ------------------------------------------------------------------------------
+
+MODEM_NOTIFICATIONS = 5
+
+
+def modem_once(srv, dialect):
+    """Bytes over the UART (tools/modem_emu.py's counters, both ways) for one dialect: from power-up to
+    registered (start-up, attach, socket, Register), then per notification of /3/0/13 (pmin = pmax = 1)."""
+    from lwm2m_server import TEXT
+    from modem_emu import ModemEmulator
+
+    ep = "bench-modem-" + dialect
+    with ModemEmulator(dialect, attach_delay=0.05) as modem:
+        child = Child(MP + ["-X", "heapsize=128k", "-m", "lwm2m_mpy", "--server", srv.uri, "--endpoint", ep,
+                            "--modem", dialect, "--uart", modem.stream, "--apn", "iot", "--seconds", "30",
+                            "--quiet"], mpy_env())
+        try:
+            wait_register(srv, ep, child, 20.0)
+            time.sleep(0.3)  # the Register's answer has gone through the modem
+            registered = modem.bytes_in + modem.bytes_out
+            srv.write_attributes(ep, "/3/0/13", pmin=1, pmax=1, timeout=5)
+            obs = srv.observe(ep, "/3/0/13", accept=TEXT, timeout=5)
+            obs.wait(1, timeout=10)
+            start = modem.bytes_in + modem.bytes_out
+            obs.wait(1 + MODEM_NOTIFICATIONS, timeout=20)
+            per = (modem.bytes_in + modem.bytes_out - start) / MODEM_NOTIFICATIONS
+        finally:
+            child.kill()
+    return {"to_registered": registered, "per_notification": per}
+
+
+def modem_figures():
+    from lwm2m_server import ServerThread
+
+    with ServerThread(request_timeout=5.0) as srv:
+        return {d: modem_once(srv, d) for d in ("sim7080", "bg95", "sara-r5", "nrf91")}
+
+
 # --- 10: firmware pull ----------------------------------------------------------------------------------
 
 PULL_HEAP = "256k"
@@ -1062,6 +1102,16 @@ def report(res):
     else:
         row("error", res.get("pull_error") or "not run")
 
+    section("11. cellular: bytes over the UART, both ways (tools/modem_emu.py, CLI --modem, text notifications of /3/0/13)")
+    d = res.get("modem")
+    if isinstance(d, dict):
+        for dialect, f in d.items():
+            row("%s: power-up to registered" % dialect, "%d B (start-up, attach, socket, Register and its answer)"
+                % f["to_registered"])
+            row("%s: per notification" % dialect, "%.0f B" % f["per_notification"])
+    else:
+        row("error", res.get("modem_error") or "not run")
+
     # Section titles span the line; names and values form two columns, budgets a third.
     width = min(46, max(len(r[0]) for r in rows if r[1]) + 2)
     vwidth = max((len(r[1]) for r in rows if r[2]), default=20) + 2
@@ -1169,6 +1219,8 @@ def main():
         attempt(res, "boards", boards_figures)
         print("bench: firmware pull ...", file=sys.stderr, flush=True)
         attempt(res, "pull", pull_figures)
+        print("bench: cellular modems ...", file=sys.stderr, flush=True)
+        attempt(res, "modem", modem_figures)
     except BenchTimeout as e:
         res["incomplete"] = str(e)
     finally:
