@@ -1,8 +1,8 @@
 """Cellular end to end: the client inside the real `micropython` binary (`-m lwm2m_mpy --modem D --uart
 tcp:...`) talks AT to tools/modem_emu.py, which bridges the modem's UDP socket to tools/lwm2m_server.py on
 loopback. For each dialect: attach, Register, Reads, notifications; then the network is lost and regained
-(and, separately, the modem resets): the client re-attaches and is registered again, and notifications
-go on. Loopback only, every wait bounded."""
+(and, separately, the modem resets): the client re-attaches and is registered again, and the notifications
+(confirmable) go on with no sequence number missing: what could not go out was stored and delivered. Loopback only, every wait bounded."""
 import time
 
 import pytest
@@ -35,7 +35,7 @@ def test_register_read_notify_and_survive_faults(dialect, server, mpy_client):
     ep = "modem-" + dialect
     with ModemEmulator(dialect, attach_delay=0.2) as modem:
         proc = mpy_client(cli_args(server.uri, ep, "--modem", dialect, "--uart", modem.stream, "--apn", "iot.test",
-                                   "--lifetime", 30), heapsize="128k", tree=ensure_mpy_tree())
+                                   "--lifetime", 60, "--confirm", 1), heapsize="128k", tree=ensure_mpy_tree())
         server.wait_for("register", ep, timeout=30)
         r = server.read(ep, "/3/0/0", accept=lws.TEXT)
         assert r.code == "2.05" and r.value == "lwm2m_mpy", r
@@ -55,5 +55,11 @@ def test_register_read_notify_and_survive_faults(dialect, server, mpy_client):
             wait_for(lambda: len(server.events_for(ep)) > before and server.read(ep, "/3/0/0", accept=lws.TEXT,
                                                                                 timeout=5).code == "2.05",
                      90, "%s: not back after %s: %s" % (dialect, fault, proc.output()[-3000:]))
+            # the observation goes on: notifications confirmable (--confirm 1), so what could not be sent
+            # while the network was gone was stored and delivered after it; no sequence number is missing
+            n = len(obs.notifications)
+            obs.wait(n + 2, timeout=30)
+            seqs = [x.seq for x in obs.notifications]
+            assert sorted(set(seqs)) == list(range(min(seqs), max(seqs) + 1)), (fault, obs.first_seq, seqs)
         assert "Traceback" not in proc.output(), proc.output()
         assert modem.bytes_in > 0 and modem.bytes_out > 0

@@ -8,13 +8,7 @@ from micropython import const
 
 from .._compat import ticks_ms, ticks_diff, ticks_add
 
-try:
-    from time import sleep_ms
-except ImportError:  # CPython, CircuitPython
-    from time import sleep as _sleep
-
-    def sleep_ms(ms):
-        _sleep(ms / 1000)
+from time import sleep  # seconds, a float: the same on every port (sleep_ms is MicroPython's only)
 
 _LINE = const(256)  # the line buffer: longer lines are dropped
 _RX = const(64)  # bytes taken from the stream at once
@@ -211,7 +205,7 @@ class AT:
         if w:
             w(min(ms, 1000))
         else:
-            sleep_ms(5)
+            sleep(0.005)
 
     def _line(self):
         buf, n = self.buf, self.n
