@@ -85,6 +85,7 @@ package("boards", files=[
     "esp32.py",
     "esp32_s3.py",
     "pico2_w.py",
+    "pico_sim7080.py",
     "pico_w.py",
     "unix.py",
 ], opt=3)

@@ -13,7 +13,9 @@ from ._compat import ticks_ms, ticks_diff, ticks_add, print_exception, reset
 
 # config.json keys that are Client keyword arguments as they stand
 _PLAIN = ("lifetime", "binding", "queue", "awake_s", "retry_s", "state", "bootstrap", "confirm", "store")
-_OTHER = ("wifi", "endpoint", "server", "psk_id", "psk_key")
+_OTHER = ("wifi", "endpoint", "server", "psk_id", "psk_key", "apn")
+_MODEMS = ("sim7080", "bg95", "sara-r5", "nrf91")  # and their modules under transport/ (docs/modem.md)
+_MODEM_MODULES = ("modem_sim7080", "modem_bg95", "modem_sara", "modem_nrf91")
 _WIFI_S = 30  # how long the WiFi may take to associate and get an address
 
 
@@ -39,6 +41,8 @@ def needs(prof):
     for oid, iid, part, cfg in prof.OBJECTS:
         mods.add("objects." + module(oid))
         mods.add("tables.o%d" % oid)
+    if getattr(prof, "NET", None) == "modem":  # the cellular transport (docs/modem.md)
+        mods.update(("transport.at", "transport.modem", "transport." + _MODEM_MODULES[_MODEMS.index(prof.MODEM["modem"])]))
     fota = getattr(prof, "FOTA", None)
     if fota:  # object 5 with its sink (docs/fota.md): the verifier, the puller, and the guard of a files sink
         mods.update(("objects.firmware", "tables.o5", "fota.package", "fota.pull", "fota.%s_sink" % fota))
@@ -149,6 +153,25 @@ def wifi(cfg, log):
     return w
 
 
+def modem(prof, cfg, server, log=None):
+    """The cellular transport of a profile with NET = "modem": its MODEM {"modem": "sim7080" | "bg95" |
+    "sara-r5" | "nrf91", "uart": id, "tx", "rx": pins, "baud": 115200, "apn": ...}; config.json's "apn" wins.
+    coap:// only: a modem carries no DTLS of ours yet."""
+    from machine import UART, Pin
+    from .transport.modem import for_modem
+
+    m = prof.MODEM
+    scheme, _, rest = (server or "").partition("://")
+    if scheme != "coap":
+        raise ValueError("a modem carries coap:// servers only (no DTLS yet): %s" % server)
+    if "tx" in m:
+        uart = UART(m.get("uart", 1), m.get("baud", 115200), tx=Pin(m["tx"]), rx=Pin(m["rx"]))
+    else:
+        uart = UART(m.get("uart", 1), m.get("baud", 115200))
+    host, _, port = rest.split("/")[0].partition(":")
+    return for_modem(m["modem"], uart, host, int(port or 5683), cfg.get("apn") or m.get("apn"), log)
+
+
 def run(name, config="config.json", log=print, **kw):
     """A board's whole main.py: config.json, network, Client with the profile's objects, run() until Ctrl-C.
     More Client keyword arguments (device={...}, buffer=...) may be given."""
@@ -160,6 +183,8 @@ def run(name, config="config.json", log=print, **kw):
             raise ValueError("config.json: no wifi section for board %s" % name)
         wifi(cfg["wifi"], log)
     endpoint, server, more = client_args(cfg)
+    if prof.NET == "modem":
+        more["transport"] = modem(prof, cfg, server, log)
     more.update(kw)
     from lwm2m_mpy import Client
 

@@ -184,3 +184,20 @@ def test_every_profile_names_existing_drivers_and_tables():
     else:
         raise AssertionError("no error")
     sys.modules.pop("boards.no_such_board", None)
+
+
+def test_a_modem_profile_makes_its_cellular_transport():
+    hw = _board()
+    prof = board.profile("pico_sim7080")
+    assert {"transport.at", "transport.modem", "transport.modem_sim7080"} <= set(board.needs(prof))
+    link = board.modem(prof, {"apn": "iot.test"}, "coap://192.0.2.7:5683")
+    uart = hw.uarts[0]
+    assert (uart.baudrate, uart.tx, uart.rx) == (115200, 0, 1)
+    assert type(link).__name__ == "Driver" and link.sock is None  # the UDP transport's interface
+    for bad in ("coaps://192.0.2.7:5684", None):
+        try:
+            board.modem(prof, {}, bad)
+        except ValueError as e:
+            assert "coap://" in str(e)
+        else:
+            raise AssertionError("accepted %r" % bad)
