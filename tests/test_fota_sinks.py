@@ -17,22 +17,7 @@ MPY = True
 MPY_HEAP = "512k"  # two fake 32 KiB partitions beside the tests
 MPY_SKIP = ("test_rollback_end_to_end_in_micropython",)
 
-_FAKES = __file__.rsplit("/", 1)[0] + "/fakes"
-
-
-def _load(name):
-    """A module of tests/fakes (as tests/test_drivers.py loads them: CPython under a private name)."""
-    try:
-        from importlib.util import module_from_spec, spec_from_file_location
-    except ImportError:  # MicroPython
-        if _FAKES not in sys.path:
-            sys.path.insert(0, _FAKES)
-        return __import__(name)
-    spec = spec_from_file_location("fakes_" + name, _FAKES + "/" + name + ".py")
-    module = module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
+from test_drivers import _load  # noqa: E402  (tests/fakes, loaded as tests/test_drivers.py does)
 
 esp32 = _load("esp32")
 

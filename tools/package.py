@@ -173,10 +173,7 @@ def main(argv=None):
         if not (args.type and args.input and args.output):
             parser.error("give --type, -o OUT and the input (or --info PKG)")
         return make(args)
-    except Bad as e:
-        print("package: %s" % e, file=sys.stderr)
-        return 1
-    except OSError as e:
+    except (Bad, OSError) as e:  # a refused input or an unreadable/unwritable file: one line, exit 1
         print("package: %s" % e, file=sys.stderr)
         return 1
 
